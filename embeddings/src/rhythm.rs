@@ -1,0 +1,296 @@
+//! Rhythm: global tempo, its confidence and stability, beat phase, and the rhythmic
+//! statistics (syncopation, onset rate, tempogram summary) derived from the onset
+//! strength envelope that [`crate::timbre`] produces at [`FPS`] frames per second.
+
+use realfft::num_complex::Complex;
+use realfft::RealFftPlanner;
+
+use crate::timbre::HOP;
+use crate::ANALYSIS_RATE;
+
+/// Onset envelope frames per second (43.07).
+pub const FPS: f32 = ANALYSIS_RATE as f32 / HOP as f32;
+/// Tempo search range in BPM (DESIGN.md: 30-250).
+pub const MIN_BPM: f32 = 30.0;
+pub const MAX_BPM: f32 = 250.0;
+/// Autocorrelation window (11.9 s) and hop, in onset frames.
+const WIN: usize = 512;
+const WIN_HOP: usize = 256;
+/// Centre and width (octaves) of the log-normal tempo prior.
+const PRIOR_BPM: f32 = 120.0;
+const PRIOR_OCTAVES: f32 = 0.9;
+/// Beat-period multiples summarised in the tempogram part of the raw features.
+pub const TEMPOGRAM_RATIOS: [f32; 9] = [0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1.5, 2.0, 3.0, 4.0];
+
+/// Everything the rhythm stage measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rhythm {
+    pub tempo_bpm: f32,
+    /// Height of the autocorrelation at the beat period (0..1).
+    pub tempo_confidence: f32,
+    /// Share of 12-second windows whose own tempo agrees with the global one (0..1).
+    pub tempo_stability: f32,
+    /// How much onsets concentrate on the beat grid (0: not at all, towards 1: strongly).
+    pub beat_strength: f32,
+    /// Share of on-grid onset energy that falls on off-beat 8th and 16th positions (0..1).
+    pub syncopation: f32,
+    /// Detected onsets per second.
+    pub onset_rate: f32,
+    /// Normalised autocorrelation at [`TEMPOGRAM_RATIOS`] times the beat period.
+    pub tempogram: [f32; 9],
+}
+
+/// Removes the local mean (1 s) from the onset envelope and keeps the positive part, so
+/// slow loudness changes do not look like periodicity.
+fn novelty(onset: &[f32]) -> Vec<f32> {
+    let half = (FPS / 2.0) as usize;
+    let mut prefix = Vec::with_capacity(onset.len() + 1);
+    prefix.push(0.0f64);
+    for &x in onset {
+        prefix.push(prefix.last().unwrap() + x as f64);
+    }
+    (0..onset.len())
+        .map(|t| {
+            let (a, b) = (t.saturating_sub(half), (t + half + 1).min(onset.len()));
+            let mean = (prefix[b] - prefix[a]) / (b - a) as f64;
+            (onset[t] - mean as f32).max(0.0)
+        })
+        .collect()
+}
+
+/// Windowed, overlap-corrected, lag-0-normalised autocorrelations of `x`.
+fn window_acfs(x: &[f32]) -> Vec<Vec<f32>> {
+    let n_fft = 2 * WIN;
+    let mut planner = RealFftPlanner::<f32>::new();
+    let fwd = planner.plan_fft_forward(n_fft);
+    let inv = planner.plan_fft_inverse(n_fft);
+    let mut inp = fwd.make_input_vec();
+    let mut spec = fwd.make_output_vec();
+    let mut out = inv.make_output_vec();
+    let mut starts: Vec<usize> = (0..x.len().saturating_sub(WIN) + 1)
+        .step_by(WIN_HOP)
+        .collect();
+    if starts.is_empty() {
+        starts.push(0);
+    }
+    let mut acfs = Vec::new();
+    for s in starts {
+        let seg = &x[s..(s + WIN).min(x.len())];
+        let len = seg.len();
+        inp.iter_mut().for_each(|v| *v = 0.0);
+        inp[..len].copy_from_slice(seg);
+        if fwd.process(&mut inp, &mut spec).is_err() {
+            continue;
+        }
+        spec.iter_mut()
+            .for_each(|c| *c = Complex::new(c.norm_sqr(), 0.0));
+        if inv.process(&mut spec, &mut out).is_err() {
+            continue;
+        }
+        let zero = out[0];
+        if zero <= 0.0 {
+            continue;
+        }
+        let max_lag = len.min(WIN) / 2 + 1;
+        acfs.push(
+            (0..max_lag)
+                .map(|l| out[l] / zero * len as f32 / (len - l) as f32)
+                .collect(),
+        );
+    }
+    acfs
+}
+
+/// Linear interpolation of `a` at a fractional index (0 outside).
+fn at(a: &[f32], lag: f32) -> f32 {
+    let i = lag.floor() as usize;
+    if lag < 0.0 || i + 1 >= a.len() {
+        return 0.0;
+    }
+    let f = lag - i as f32;
+    a[i] * (1.0 - f) + a[i + 1] * f
+}
+
+fn prior(bpm: f32) -> f32 {
+    let z = (bpm / PRIOR_BPM).log2() / PRIOR_OCTAVES;
+    (-0.5 * z * z).exp()
+}
+
+/// Periodicity salience of a beat period of `lag` frames: the autocorrelation at the period
+/// and its first multiples (a pulse train), weighted by the tempo prior.
+fn salience(acf: &[f32], lag: f32) -> f32 {
+    let comb = at(acf, lag) + 0.5 * at(acf, 2.0 * lag) + 0.25 * at(acf, 4.0 * lag);
+    comb * prior(60.0 * FPS / lag)
+}
+
+/// The best tempo (BPM) for one autocorrelation, on a 0.5 % grid refined to 0.05 %.
+fn best_tempo(acf: &[f32]) -> Option<f32> {
+    let mut best: Option<(f32, f32)> = None;
+    let mut bpm = MIN_BPM;
+    while bpm <= MAX_BPM {
+        let s = salience(acf, 60.0 * FPS / bpm);
+        if best.is_none_or(|(_, b)| s > b) {
+            best = Some((bpm, s));
+        }
+        bpm *= 1.005;
+    }
+    let (coarse, _) = best?;
+    let mut fine = (coarse, f32::MIN);
+    let mut b = coarse / 1.006;
+    while b <= coarse * 1.006 {
+        let s = salience(acf, 60.0 * FPS / b);
+        if s > fine.1 {
+            fine = (b, s);
+        }
+        b *= 1.0005;
+    }
+    Some(fine.0)
+}
+
+/// Analyses an onset envelope. Returns `None` when there is nothing periodic to measure
+/// (silence, or under two seconds of audio).
+pub fn analyse(onset: &[f32]) -> Option<Rhythm> {
+    if onset.len() < (2.0 * FPS) as usize {
+        return None;
+    }
+    let nov = novelty(onset);
+    let acfs = window_acfs(&nov);
+    if acfs.is_empty() {
+        return None;
+    }
+    let len = acfs.iter().map(|a| a.len()).min()?;
+    let mut mean = vec![0.0f32; len];
+    for a in &acfs {
+        for (m, v) in mean.iter_mut().zip(a) {
+            *m += v / acfs.len() as f32;
+        }
+    }
+    let tempo = best_tempo(&mean)?;
+    let period = 60.0 * FPS / tempo;
+    let tempo_confidence = (at(&mean, period) * 2.0).clamp(0.0, 1.0);
+
+    let agree = acfs
+        .iter()
+        .filter_map(|a| best_tempo(a))
+        .filter(|&t| {
+            [0.5f32, 1.0, 2.0]
+                .iter()
+                .any(|m| ((t / (tempo * m)) - 1.0).abs() <= 0.04)
+        })
+        .count();
+    let tempo_stability = agree as f32 / acfs.len() as f32;
+
+    // Beat phase: the offset whose beat grid collects the most novelty.
+    let grid = |phase: f32, offset: f32| -> (f32, usize) {
+        let mut sum = 0.0;
+        let mut n = 0;
+        let mut t = phase + offset * period;
+        while (t.round() as usize) < nov.len() {
+            sum += nov[t.round() as usize];
+            n += 1;
+            t += period;
+        }
+        (sum, n)
+    };
+    let mut best_phase = (0.0f32, f32::MIN);
+    let mut phase = 0.0;
+    while phase < period {
+        let (s, n) = grid(phase, 0.0);
+        let s = s / n.max(1) as f32;
+        if s > best_phase.1 {
+            best_phase = (phase, s);
+        }
+        phase += 1.0;
+    }
+    let phase = best_phase.0;
+    let mean_nov = nov.iter().sum::<f32>() / nov.len() as f32;
+    let avg = |offset: f32| {
+        let (s, n) = grid(phase, offset);
+        s / n.max(1) as f32
+    };
+    let on = avg(0.0);
+    let off = (avg(0.5) + avg(0.25) + avg(0.75)) / 3.0;
+    let beat_strength = if mean_nov > 0.0 {
+        (1.0 - mean_nov / on.max(1e-9)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let syncopation = if on + off > 0.0 {
+        off / (on + off)
+    } else {
+        0.0
+    };
+
+    // Onsets: local maxima of the novelty over +/- 46 ms above a global threshold.
+    let sd = (nov.iter().map(|x| (x - mean_nov).powi(2)).sum::<f32>() / nov.len() as f32).sqrt();
+    let threshold = mean_nov + 0.5 * sd;
+    let w = 2usize;
+    let mut onsets = 0usize;
+    let mut last: Option<usize> = None;
+    for t in 0..nov.len() {
+        let (a, b) = (t.saturating_sub(w), (t + w + 1).min(nov.len()));
+        if nov[t] > threshold
+            && nov[a..b].iter().all(|&x| x <= nov[t])
+            && last.is_none_or(|l| t - l > w)
+        {
+            onsets += 1;
+            last = Some(t);
+        }
+    }
+    let onset_rate = onsets as f32 / (nov.len() as f32 / FPS);
+
+    let tempogram = TEMPOGRAM_RATIOS.map(|r| at(&mean, r * period).clamp(-1.0, 1.0));
+    Some(Rhythm {
+        tempo_bpm: tempo,
+        tempo_confidence,
+        tempo_stability,
+        beat_strength,
+        syncopation,
+        onset_rate,
+        tempogram,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A click envelope: one impulse per beat (plus softer 8ths), 30 s long.
+    fn clicks(bpm: f32, eighths: bool) -> Vec<f32> {
+        let n = (30.0 * FPS) as usize;
+        let period = 60.0 * FPS / bpm;
+        let mut v = vec![0.0; n];
+        let mut t = 0.0f32;
+        while (t as usize) < n {
+            v[t.round() as usize % n] += 1.0;
+            if eighths {
+                let h = (t + period / 2.0).round() as usize;
+                if h < n {
+                    v[h] += 0.4;
+                }
+            }
+            t += period;
+        }
+        v
+    }
+
+    #[test]
+    fn finds_click_tempi() {
+        for bpm in [70.0f32, 90.0, 100.0, 120.0, 128.0, 140.0, 174.0] {
+            let r = analyse(&clicks(bpm, true)).unwrap();
+            assert!(
+                (r.tempo_bpm / bpm - 1.0).abs() < 0.02,
+                "{bpm}: got {}",
+                r.tempo_bpm
+            );
+            assert!(r.tempo_confidence > 0.3);
+        }
+    }
+
+    #[test]
+    fn silence_has_no_rhythm_but_does_not_panic() {
+        let r = analyse(&vec![0.0; 3000]);
+        assert!(r.is_none() || r.unwrap().tempo_confidence == 0.0);
+        assert!(analyse(&[]).is_none());
+    }
+}

@@ -1,0 +1,72 @@
+//! Tags derived from the attributes: namespaced `facet:value` strings with a score in 0-1,
+//! the vocabulary editors and playlists filter on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::attributes::{Attributes, Mode};
+
+/// One tag with how strongly it applies (0-1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tag {
+    pub name: String,
+    pub score: f32,
+}
+
+fn tag(name: impl Into<String>, score: f32) -> Tag {
+    Tag {
+        name: name.into(),
+        score: score.clamp(0.0, 1.0),
+    }
+}
+
+/// Tempo classes (BPM): slow < 80 <= moderate < 110 <= fast < 140 <= very-fast.
+pub fn tempo_class(bpm: f32) -> &'static str {
+    match bpm {
+        b if b < 80.0 => "slow",
+        b if b < 110.0 => "moderate",
+        b if b < 140.0 => "fast",
+        _ => "very-fast",
+    }
+}
+
+/// The analysis tags of a track. Always present: `tempo:*`, `key:*`, `mode:*`,
+/// `camelot:*`, `energy:*`; present when they apply: `danceable`, `acoustic`,
+/// `electronic`, `percussive`, `bright`, `dark`, `syncopated`, `repetitive`, `dynamic`.
+pub fn derive(a: &Attributes) -> Vec<Tag> {
+    let mode = match a.mode {
+        Mode::Major => "major",
+        Mode::Minor => "minor",
+    };
+    let mut tags = vec![
+        tag(
+            format!("tempo:{}", tempo_class(a.tempo_bpm)),
+            a.tempo_confidence,
+        ),
+        tag(format!("key:{}-{mode}", a.key.name()), a.key_strength),
+        tag(format!("mode:{mode}"), a.key_strength),
+        tag(format!("camelot:{}", a.camelot), a.key_strength),
+    ];
+    let e = a.energy;
+    tags.push(match e {
+        e if e < 0.33 => tag("energy:low", 1.0 - e),
+        e if e < 0.66 => tag("energy:medium", 1.0 - 2.0 * (e - 0.5).abs()),
+        e => tag("energy:high", e),
+    });
+    let flags = [
+        ("danceable", a.danceability, a.danceability >= 0.5),
+        ("acoustic", a.acousticness, a.acousticness >= 0.6),
+        ("electronic", 1.0 - a.acousticness, a.acousticness < 0.35),
+        ("percussive", a.percussiveness, a.percussiveness >= 0.5),
+        ("bright", a.brightness, a.brightness >= 0.65),
+        ("dark", 1.0 - a.brightness, a.brightness < 0.3),
+        ("syncopated", a.syncopation, a.syncopation >= 0.4),
+        ("repetitive", a.repetitiveness, a.repetitiveness >= 0.6),
+        (
+            "dynamic",
+            (a.dynamic_complexity / 10.0).min(1.0),
+            a.dynamic_complexity >= 4.0,
+        ),
+    ];
+    tags.extend(flags.into_iter().filter(|f| f.2).map(|(n, s, _)| tag(n, s)));
+    tags
+}

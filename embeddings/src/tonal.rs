@@ -1,0 +1,250 @@
+//! Tonality: chroma (pitch-class energy) from spectral peaks, the key by correlation with
+//! key profiles, and the harmonic statistics the raw feature vector keeps.
+
+use crate::dsp::PowerSpectrum;
+use crate::ANALYSIS_RATE;
+
+/// Chroma STFT frame length (186 ms at 22.05 kHz: 5.4 Hz bins, enough to split semitones
+/// down to about 90 Hz).
+pub const FRAME: usize = 4096;
+/// Chroma hop (93 ms).
+pub const HOP: usize = 2048;
+const F_MIN: f32 = 55.0;
+const F_MAX: f32 = 5000.0;
+const MAX_PEAKS: usize = 60;
+
+/// Pitch-class names, sharps only, index 0 = C.
+pub const PITCH_CLASSES: [&str; 12] = [
+    "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
+];
+
+/// Major and minor key profiles: the average of Krumhansl-Kessler's probe-tone ratings and
+/// Temperley's Kostka-Payne corpus frequencies, each scaled to unit sum first.
+fn profiles() -> ([f32; 12], [f32; 12]) {
+    const KK_MAJOR: [f32; 12] = [
+        6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88,
+    ];
+    const KK_MINOR: [f32; 12] = [
+        6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17,
+    ];
+    const T_MAJOR: [f32; 12] = [
+        0.748, 0.060, 0.488, 0.082, 0.670, 0.460, 0.096, 0.715, 0.104, 0.366, 0.057, 0.400,
+    ];
+    const T_MINOR: [f32; 12] = [
+        0.712, 0.084, 0.474, 0.618, 0.049, 0.460, 0.105, 0.747, 0.404, 0.067, 0.133, 0.330,
+    ];
+    fn blend(a: &[f32; 12], b: &[f32; 12]) -> [f32; 12] {
+        let (sa, sb): (f32, f32) = (a.iter().sum(), b.iter().sum());
+        std::array::from_fn(|i| a[i] / sa + b[i] / sb)
+    }
+    (blend(&KK_MAJOR, &T_MAJOR), blend(&KK_MINOR, &T_MINOR))
+}
+
+fn pearson(a: &[f32; 12], b: &[f32; 12]) -> f32 {
+    let ma = a.iter().sum::<f32>() / 12.0;
+    let mb = b.iter().sum::<f32>() / 12.0;
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for i in 0..12 {
+        let (x, y) = (a[i] - ma, b[i] - mb);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa <= 0.0 || bb <= 0.0 {
+        0.0
+    } else {
+        ab / (aa * bb).sqrt()
+    }
+}
+
+/// The estimated key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyEstimate {
+    /// Tonic pitch class, 0 = C.
+    pub tonic: usize,
+    /// True for major, false for minor.
+    pub major: bool,
+    /// Correlation of the chroma with the winning key profile, clipped to 0..1.
+    pub strength: f32,
+}
+
+/// Accumulates chroma frames for a whole track.
+pub struct Chroma {
+    spectrum: PowerSpectrum,
+    bin_hz: f32,
+    /// One unit-max chroma vector per chroma frame (all zero for silent frames).
+    pub frames: Vec<[f32; 12]>,
+    peaks: Vec<(f32, f32)>,
+}
+
+impl Default for Chroma {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Chroma {
+    pub fn new() -> Self {
+        Chroma {
+            spectrum: PowerSpectrum::new(FRAME),
+            bin_hz: ANALYSIS_RATE as f32 / FRAME as f32,
+            frames: Vec::new(),
+            peaks: Vec::with_capacity(512),
+        }
+    }
+
+    /// Adds the chroma of one frame: spectral peaks (parabolically interpolated) between
+    /// 55 Hz and 5 kHz, each adding its magnitude to its pitch class with a cos² weight
+    /// over +/- half a semitone, so slightly detuned notes still count.
+    pub fn frame(&mut self, frame: &[f32]) {
+        self.spectrum.compute(frame);
+        let p = &self.spectrum.power;
+        let lo = (F_MIN / self.bin_hz).floor().max(1.0) as usize;
+        let hi = ((F_MAX / self.bin_hz).ceil() as usize).min(p.len() - 2);
+        let max = p[lo..=hi].iter().cloned().fold(0.0f32, f32::max);
+        let mut chroma = [0.0f32; 12];
+        if max > 1e-6 {
+            self.peaks.clear();
+            let floor = max * 1e-6;
+            for k in lo..=hi {
+                if p[k] > floor && p[k] > p[k - 1] && p[k] >= p[k + 1] {
+                    let (a, b, c) = (p[k - 1].sqrt(), p[k].sqrt(), p[k + 1].sqrt());
+                    let denom = a - 2.0 * b + c;
+                    let delta = if denom.abs() > 1e-12 {
+                        0.5 * (a - c) / denom
+                    } else {
+                        0.0
+                    };
+                    let mag = b - 0.25 * (a - c) * delta;
+                    self.peaks.push(((k as f32 + delta) * self.bin_hz, mag));
+                }
+            }
+            if self.peaks.len() > MAX_PEAKS {
+                self.peaks
+                    .select_nth_unstable_by(MAX_PEAKS, |x, y| y.1.total_cmp(&x.1));
+                self.peaks.truncate(MAX_PEAKS);
+            }
+            for &(freq, mag) in &self.peaks {
+                let semis = 12.0 * (freq / 440.0).log2() + 9.0; // 0 = C
+                let nearest = semis.round();
+                let d = semis - nearest;
+                let w = (std::f32::consts::PI * d).cos().powi(2);
+                let pc = (nearest as i64).rem_euclid(12) as usize;
+                chroma[pc] += w * mag;
+            }
+            let m = chroma.iter().cloned().fold(0.0f32, f32::max);
+            if m > 0.0 {
+                chroma.iter_mut().for_each(|c| *c /= m);
+            }
+        }
+        self.frames.push(chroma);
+    }
+
+    /// Mean chroma over the frames with sound, scaled to unit sum.
+    pub fn mean(&self) -> [f32; 12] {
+        let mut m = [0.0f32; 12];
+        for f in &self.frames {
+            for i in 0..12 {
+                m[i] += f[i];
+            }
+        }
+        let s: f32 = m.iter().sum();
+        if s > 0.0 {
+            m.iter_mut().for_each(|x| *x /= s);
+        }
+        m
+    }
+
+    /// The key whose profile correlates best with the mean chroma.
+    pub fn key(&self) -> KeyEstimate {
+        estimate_key(&self.mean())
+    }
+
+    /// Mean normalised entropy of the chroma frames (0: one pitch class, 1: all equal).
+    pub fn entropy(&self) -> f32 {
+        let mut sum = 0.0;
+        let mut n = 0;
+        for f in &self.frames {
+            let s: f32 = f.iter().sum();
+            if s <= 0.0 {
+                continue;
+            }
+            let h: f32 = f
+                .iter()
+                .filter(|&&x| x > 0.0)
+                .map(|&x| {
+                    let p = x / s;
+                    -p * p.ln()
+                })
+                .sum();
+            sum += h / 12f32.ln();
+            n += 1;
+        }
+        if n == 0 {
+            0.0
+        } else {
+            sum / n as f32
+        }
+    }
+}
+
+/// Correlates a chroma vector with the 24 rotated key profiles.
+pub fn estimate_key(chroma: &[f32; 12]) -> KeyEstimate {
+    let (major, minor) = profiles();
+    let mut best = KeyEstimate {
+        tonic: 0,
+        major: true,
+        strength: f32::MIN,
+    };
+    for tonic in 0..12 {
+        let rotated: [f32; 12] = std::array::from_fn(|i| chroma[(i + tonic) % 12]);
+        for (profile, is_major) in [(&major, true), (&minor, false)] {
+            let r = pearson(&rotated, profile);
+            if r > best.strength {
+                best = KeyEstimate {
+                    tonic,
+                    major: is_major,
+                    strength: r,
+                };
+            }
+        }
+    }
+    best.strength = best.strength.clamp(0.0, 1.0);
+    best
+}
+
+/// The Camelot wheel code of a key (`8A` = A minor, `8B` = C major).
+pub fn camelot(tonic: usize, major: bool) -> String {
+    let major_tonic = if major { tonic } else { (tonic + 3) % 12 };
+    let number = (major_tonic * 7 % 12 + 7) % 12 + 1;
+    format!("{number}{}", if major { 'B' } else { 'A' })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camelot_codes() {
+        assert_eq!(camelot(0, true), "8B");
+        assert_eq!(camelot(9, false), "8A");
+        assert_eq!(camelot(7, true), "9B");
+        assert_eq!(camelot(5, true), "7B");
+        assert_eq!(camelot(4, false), "9A");
+        assert_eq!(camelot(6, false), "11A");
+        assert_eq!(camelot(11, true), "1B");
+    }
+
+    #[test]
+    fn profile_itself_is_its_key() {
+        let (major, minor) = profiles();
+        for tonic in 0..12 {
+            let c: [f32; 12] = std::array::from_fn(|i| major[(i + 12 - tonic) % 12]);
+            let k = estimate_key(&c);
+            assert_eq!((k.tonic, k.major), (tonic, true));
+            let c: [f32; 12] = std::array::from_fn(|i| minor[(i + 12 - tonic) % 12]);
+            let k = estimate_key(&c);
+            assert_eq!((k.tonic, k.major), (tonic, false));
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `motif bench`: decode-only and full-analysis throughput in x realtime per core, measured
+//! in the same run on the same files (decode-only is the baseline), plus peak memory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use embeddings::{AnalysisConfig, Normalizer};
+
+use super::proc_stats::{peak_rss_mib, thread_cpu_seconds};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files or directories (default: the bundled fixtures).
+    pub paths: Vec<PathBuf>,
+    /// Passes over the files (the best pass per file counts, to damp noise).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+}
+
+#[derive(Default)]
+struct Row {
+    files: usize,
+    audio_s: f64,
+    decode_cpu: f64,
+    analyse_cpu: f64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/audio"
+        ))]
+    } else {
+        args.paths.clone()
+    };
+    let files = super::files::collect(&paths);
+    let config = AnalysisConfig::default();
+    let normalizer = Normalizer::default_for_version();
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let mut failures = 0;
+    // One thread, so CPU time per file is this thread's own clock.
+    for path in &files {
+        let mut best_dec = f64::MAX;
+        let mut best_ana = f64::MAX;
+        let mut audio = None;
+        for _ in 0..args.repeat.max(1) {
+            let t0 = thread_cpu_seconds();
+            let d = embeddings::decode_only(path);
+            let t1 = thread_cpu_seconds();
+            let a = embeddings::analyze_with(path, &config, &normalizer);
+            let t2 = thread_cpu_seconds();
+            match (d, a) {
+                (Ok(_), Ok(a)) => {
+                    best_dec = best_dec.min(t1 - t0);
+                    best_ana = best_ana.min(t2 - t1);
+                    audio = Some(a);
+                }
+                _ => break,
+            }
+        }
+        let Some(a) = audio else {
+            failures += 1;
+            continue;
+        };
+        let key = format!(
+            "{} {} Hz x{}",
+            a.audio.stream.codec, a.audio.stream.sample_rate, a.audio.stream.channels
+        );
+        for k in [key, "all".to_string()] {
+            let r = rows.entry(k).or_default();
+            r.files += 1;
+            r.audio_s += a.audio.duration_s;
+            r.decode_cpu += best_dec;
+            r.analyse_cpu += best_ana;
+        }
+    }
+    println!(
+        "{:<28} {:>5} {:>9} {:>10} {:>12} {:>11} {:>13} {:>9}",
+        "group",
+        "files",
+        "audio_s",
+        "decode_s",
+        "decode_x_rt",
+        "analysis_s",
+        "analysis_x_rt",
+        "ana/dec"
+    );
+    for (k, r) in &rows {
+        let x = |cpu: f64| {
+            if cpu > 0.0 {
+                r.audio_s / cpu
+            } else {
+                f64::INFINITY
+            }
+        };
+        println!(
+            "{:<28} {:>5} {:>9.1} {:>10.2} {:>12.0} {:>11.2} {:>13.0} {:>9.2}",
+            k,
+            r.files,
+            r.audio_s,
+            r.decode_cpu,
+            x(r.decode_cpu),
+            r.analyse_cpu,
+            x(r.analyse_cpu),
+            r.analyse_cpu / r.decode_cpu.max(1e-9)
+        );
+    }
+    println!(
+        "x_rt = audio seconds per CPU second on one core; analysis_s includes its own decoding."
+    );
+    println!(
+        "peak RSS: {:.1} MiB; files that failed: {failures}",
+        peak_rss_mib()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -40,7 +40,7 @@ impl Default for AnalysisConfig {
         AnalysisConfig {
             max_file_bytes: 2 << 30,
             max_duration_s: 4.0 * 3600.0,
-            min_duration_s: 3.0,
+            min_duration_s: 1.0,
         }
     }
 }

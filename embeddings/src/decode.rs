@@ -2,7 +2,7 @@
 //!
 //! symphonia demuxes every container (WAV, FLAC, MP3, Ogg, MP4/M4A) and decodes every codec
 //! it has; Opus, which symphonia demuxes but cannot decode, goes through the pure-Rust
-//! `opus-decoder` crate, so a fresh machine needs no C library. Decoding is a pull loop
+//! `opus-pure` crate (a port of libopus), so a fresh machine needs no C library. Decoding is a pull loop
 //! ([`AudioStream::next_block`]): the caller sees one packet's worth of samples at a time,
 //! so memory does not grow with the length of the file.
 
@@ -42,9 +42,9 @@ enum TrackDecoder {
     Opus(OpusTrack),
 }
 
-/// An Opus track: symphonia's Ogg demuxer hands us packets, `opus-decoder` decodes them.
+/// An Opus track: symphonia's Ogg demuxer hands us packets, `opus-pure` decodes them.
 struct OpusTrack {
-    decoder: opus_decoder::OpusMultistreamDecoder,
+    decoder: opus_pure::OpusMSDecoder,
     channels: usize,
     /// Samples per channel still to drop from the start (the encoder's pre-skip).
     pre_skip: usize,
@@ -306,27 +306,10 @@ impl OpusTrack {
         let channels = head[9] as usize;
         let pre_skip = u16::from_le_bytes([head[10], head[11]]) as usize;
         let family = head[18];
-        let (streams, coupled, mapping): (usize, usize, Vec<u8>) = match family {
-            0 => {
-                if !(1..=2).contains(&channels) {
-                    return Err(format!("Opus mapping family 0 with {channels} channels"));
-                }
-                (1, channels - 1, (0..channels as u8).collect())
-            }
-            _ => {
-                if head.len() < 21 + channels {
-                    return Err("truncated Opus channel mapping table".into());
-                }
-                (
-                    head[19] as usize,
-                    head[20] as usize,
-                    head[21..21 + channels].to_vec(),
-                )
-            }
-        };
-        let decoder =
-            opus_decoder::OpusMultistreamDecoder::new(48_000, channels, streams, coupled, &mapping)
-                .map_err(|e| format!("cannot set up the Opus decoder: {e}"))?;
+        // The standard layouts: family 0 (mono/stereo) and 1 (Vorbis order, up to 8).
+        let decoder = opus_pure::OpusMSDecoder::new(48_000, channels, family).map_err(|e| {
+            format!("Opus with {channels} channels in mapping family {family}: {e}")
+        })?;
         Ok(OpusTrack {
             decoder,
             channels,
@@ -339,7 +322,7 @@ impl OpusTrack {
         out.resize(5760 * self.channels, 0.0);
         let frames = self
             .decoder
-            .decode_float(data, out, false)
+            .decode(data, 5760, out)
             .map_err(|e| format!("Opus packet: {e}"))?;
         out.truncate(frames * self.channels);
         let skip = self.pre_skip.min(frames);

@@ -90,9 +90,54 @@ pub fn standardise(vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Tempo Accuracy1 (MIREX): the estimate is within 4 % of the truth.
+pub fn tempo_accuracy1(estimate: f32, truth: f32) -> bool {
+    (estimate / truth - 1.0).abs() <= 0.04
+}
+
+/// Tempo Accuracy2: within 4 % of the truth or of 2x, 1/2, 3x or 1/3 of it (octave errors).
+pub fn tempo_accuracy2(estimate: f32, truth: f32) -> bool {
+    [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]
+        .iter()
+        .any(|f| tempo_accuracy1(estimate, truth * f))
+}
+
+/// MIREX weighted key score (as mir_eval, ascending fifths only): 1.0 same key, 0.5 the
+/// estimate a perfect fifth above in the same mode, 0.3 relative major/minor, 0.2 parallel
+/// major/minor, else 0. Tonics are pitch classes (0 = C).
+pub fn key_score(est_tonic: usize, est_major: bool, true_tonic: usize, true_major: bool) -> f64 {
+    let up = (est_tonic + 12 - true_tonic) % 12;
+    match (est_major == true_major, up) {
+        (true, 0) => 1.0,
+        (true, 7) => 0.5,
+        (false, 9) if true_major => 0.3,
+        (false, 3) if !true_major => 0.3,
+        (false, 0) => 0.2,
+        _ => 0.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirex_key_weights() {
+        assert_eq!(key_score(9, false, 9, false), 1.0); // A minor = A minor
+        assert_eq!(key_score(7, true, 0, true), 0.5); // G major for C major: fifth above
+        assert_eq!(key_score(9, false, 0, true), 0.3); // A minor for C major: relative
+        assert_eq!(key_score(0, true, 9, false), 0.3); // C major for A minor: relative
+        assert_eq!(key_score(0, false, 0, true), 0.2); // C minor for C major: parallel
+        assert_eq!(key_score(2, true, 0, true), 0.0);
+    }
+
+    #[test]
+    fn tempo_accuracies() {
+        assert!(tempo_accuracy1(123.0, 120.0));
+        assert!(!tempo_accuracy1(126.0, 120.0));
+        assert!(!tempo_accuracy1(60.0, 120.0) && tempo_accuracy2(60.0, 120.0));
+        assert!(tempo_accuracy2(361.0, 120.0) && !tempo_accuracy2(180.0, 120.0));
+    }
 
     #[test]
     fn separable_clusters_score_one() {

@@ -34,6 +34,10 @@ pub struct Args {
     /// Fit a normaliser on the whole corpus with the chosen weights and write it here.
     #[arg(long)]
     pub write_normalizer: Option<PathBuf>,
+    /// Ground truth (TSV with header: path relative to the corpus, tempo_bpm, key, mode):
+    /// prints tempo Accuracy1/Accuracy2 and the MIREX key score.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
     /// Write path, label, tempo, key and mode per file (TSV), for comparison with a peer.
     #[arg(long)]
     pub attributes_out: Option<PathBuf>,
@@ -140,6 +144,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 at.key_strength
             )?;
         }
+    }
+
+    if let Some(truth) = &args.truth {
+        score_truth(&args.corpus, truth, &cache)?;
     }
 
     let labels: Vec<String> = done.iter().map(|(l, _)| l.to_string()).collect();
@@ -254,6 +262,79 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// Prints tempo and key accuracy against a truth TSV.
+fn score_truth(
+    corpus: &Path,
+    truth: &Path,
+    cache: &HashMap<PathBuf, Analysis>,
+) -> anyhow::Result<()> {
+    use embeddings::eval::{key_score, tempo_accuracy1, tempo_accuracy2};
+    use embeddings::{Mode, PitchClass};
+    let text =
+        std::fs::read_to_string(truth).with_context(|| format!("reading {}", truth.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .with_context(|| format!("no `{name}` column in {}", truth.display()))
+    };
+    let (cp, ct, ck, cm) = (col("path")?, col("tempo_bpm")?, col("key")?, col("mode")?);
+    let (mut n_t, mut a1, mut a2, mut n_k, mut ks, mut exact) = (0, 0, 0, 0, 0.0, 0);
+    let mut misses = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        let Some(a) = f.get(cp).and_then(|p| cache.get(&corpus.join(p))) else {
+            continue;
+        };
+        let at = &a.attributes;
+        if let Some(t) = f.get(ct).and_then(|t| t.parse::<f32>().ok()) {
+            n_t += 1;
+            a1 += tempo_accuracy1(at.tempo_bpm, t) as usize;
+            a2 += tempo_accuracy2(at.tempo_bpm, t) as usize;
+            if !tempo_accuracy1(at.tempo_bpm, t) {
+                misses.push(format!("tempo {}: {:.1} for {t}", f[cp], at.tempo_bpm));
+            }
+        }
+        if let (Some(k), Some(m)) = (f.get(ck).and_then(|k| PitchClass::parse(k)), f.get(cm)) {
+            let major = m.eq_ignore_ascii_case("major");
+            n_k += 1;
+            let s = key_score(at.key.index(), at.mode == Mode::Major, k.index(), major);
+            ks += s;
+            exact += (s == 1.0) as usize;
+            if s < 1.0 {
+                misses.push(format!(
+                    "key {}: {} {:?} for {} {m}",
+                    f[cp],
+                    at.key.name(),
+                    at.mode,
+                    k.name()
+                ));
+            }
+        }
+    }
+    println!("\nagainst {}:", truth.display());
+    if n_t > 0 {
+        println!(
+            "  tempo: {n_t} files, Accuracy1 {:.3}, Accuracy2 {:.3}",
+            a1 as f64 / n_t as f64,
+            a2 as f64 / n_t as f64
+        );
+    }
+    if n_k > 0 {
+        println!(
+            "  key:   {n_k} files, MIREX score {:.3}, exact {:.3}",
+            ks / n_k as f64,
+            exact as f64 / n_k as f64
+        );
+    }
+    for m in &misses {
+        println!("  miss {m}");
+    }
+    Ok(())
 }
 
 fn write_json(path: &Path, n: &Normalizer) -> anyhow::Result<()> {

@@ -1,0 +1,251 @@
+//! The analysis core against the project's own fixtures (fixtures/fixtures.json), whose
+//! tempo, key, mode and format are known because our synthesiser wrote them.
+
+use std::path::{Path, PathBuf};
+
+use embeddings::{analyze, decode_only, AnalysisConfig, ErrorKind, Mode, PitchClass};
+use serde_json::Value;
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn manifest() -> Value {
+    let text =
+        std::fs::read_to_string(fixtures_dir().join("fixtures.json")).expect("fixtures.json");
+    serde_json::from_str(&text).expect("valid fixtures.json")
+}
+
+fn tracks() -> Vec<Value> {
+    manifest()["tracks"].as_array().expect("tracks").clone()
+}
+
+#[test]
+fn every_fixture_decodes_and_analyses_with_its_declared_format() {
+    let tracks = tracks();
+    assert!(
+        tracks.len() >= 30,
+        "fixtures.json lists {} tracks",
+        tracks.len()
+    );
+    let mut codecs = std::collections::BTreeSet::new();
+    for t in &tracks {
+        let path = fixtures_dir().join(t["path"].as_str().unwrap());
+        let a = analyze(&path, &AnalysisConfig::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let s = &a.audio.stream;
+        assert_eq!(s.codec, t["codec"].as_str().unwrap(), "{}", path.display());
+        assert_eq!(
+            s.sample_rate as u64,
+            t["sample_rate"].as_u64().unwrap(),
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            s.channels as u64,
+            t["channels"].as_u64().unwrap(),
+            "{}",
+            path.display()
+        );
+        let want = t["duration_s"].as_f64().unwrap();
+        assert!(
+            (a.audio.duration_s - want).abs() < 0.15,
+            "{}: decoded {} s, ffprobe says {want} s",
+            path.display(),
+            a.audio.duration_s
+        );
+        // Decoding alone agrees with the analysis about the length.
+        let d = decode_only(&path).unwrap();
+        assert!((d - a.audio.duration_s).abs() < 1e-6);
+        // Every attribute is in its documented range.
+        let at = &a.attributes;
+        assert!((30.0..=250.0).contains(&at.tempo_bpm));
+        for v in [
+            at.tempo_confidence,
+            at.key_strength,
+            at.energy,
+            at.danceability,
+            at.brightness,
+            at.percussiveness,
+            at.acousticness,
+            at.syncopation,
+            at.harmonic_complexity,
+            at.repetitiveness,
+        ] {
+            assert!((0.0..=1.0).contains(&v), "{}: {at:?}", path.display());
+        }
+        assert!(
+            at.loudness_lufs < 0.0 && at.loudness_lufs > -70.0,
+            "{}: {at:?}",
+            path.display()
+        );
+        assert_eq!(a.features.len(), embeddings::features::FEATURE_DIM);
+        assert!(a.features.iter().all(|x| x.is_finite()));
+        let norm: f32 = a.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3);
+        codecs.insert(s.codec.clone());
+    }
+    for c in [
+        "mp3",
+        "flac",
+        "vorbis",
+        "opus",
+        "aac",
+        "alac",
+        "pcm_u8",
+        "pcm_s16le",
+        "pcm_s24le",
+        "pcm_s32le",
+        "pcm_f32le",
+    ] {
+        assert!(codecs.contains(c), "no fixture decoded as {c}: {codecs:?}");
+    }
+}
+
+#[test]
+fn tempo_key_and_mode_are_right_on_every_full_song() {
+    let mut checked = 0;
+    for t in tracks()
+        .iter()
+        .filter(|t| !t["excerpt"].as_bool().unwrap_or(false))
+    {
+        let path = fixtures_dir().join(t["path"].as_str().unwrap());
+        let a = analyze(&path, &AnalysisConfig::default()).unwrap();
+        let at = &a.attributes;
+        let key = PitchClass::parse(t["key"].as_str().unwrap()).unwrap();
+        let mode = if t["mode"] == "major" {
+            Mode::Major
+        } else {
+            Mode::Minor
+        };
+        assert_eq!((at.key, at.mode), (key, mode), "{}", path.display());
+        let tag = format!("key:{}-{}", key.name(), t["mode"].as_str().unwrap());
+        assert!(
+            a.tags.iter().any(|x| x.name == tag),
+            "{}: no {tag} in {:?}",
+            path.display(),
+            a.tags
+        );
+        if let Some(bpm) = t["tempo_bpm"].as_f64() {
+            let bpm = bpm as f32;
+            let ok = (at.tempo_bpm / bpm - 1.0).abs() <= 0.04;
+            // Only songs the fixtures mark ambiguous may come out at double or half tempo.
+            let octave = t["tempo_ambiguous"].as_bool().unwrap_or(false)
+                && [2.0, 0.5]
+                    .iter()
+                    .any(|f| (at.tempo_bpm / (bpm * f) - 1.0).abs() <= 0.04);
+            assert!(
+                ok || octave,
+                "{}: tempo {} for {bpm}",
+                path.display(),
+                at.tempo_bpm
+            );
+            assert!(
+                at.tempo_confidence > 0.3,
+                "{}: confidence {}",
+                path.display(),
+                at.tempo_confidence
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 28, "only {checked} full songs checked");
+}
+
+#[test]
+fn the_same_song_in_different_codecs_embeds_close_together() {
+    // Lossy encodes of one song must be nearer each other than to other songs.
+    let songs = [
+        "pop_a_major_120",
+        "funk_e_minor_100",
+        "ballad_eflat_major_76",
+    ];
+    let emb = |name: &str, ext: &str| {
+        analyze(
+            &fixtures_dir().join(format!("audio/{name}.{ext}")),
+            &AnalysisConfig::default(),
+        )
+        .unwrap()
+        .embedding
+    };
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for s in songs {
+        let ogg = emb(s, "ogg");
+        let same = dot(&ogg, &emb(s, "mp3"));
+        for other in songs.iter().filter(|o| **o != s) {
+            let diff = dot(&ogg, &emb(other, "mp3"));
+            assert!(
+                same > diff,
+                "{s}: same-song similarity {same} <= {other} {diff}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_give_typed_errors() {
+    let bad = manifest()["bad"].as_array().unwrap().clone();
+    assert!(bad.len() >= 6);
+    for b in &bad {
+        let path = fixtures_dir().join(b["path"].as_str().unwrap());
+        let expect = b["expect"].as_str().unwrap();
+        let r = analyze(&path, &AnalysisConfig::default());
+        match expect {
+            // Cut mid-frame after ~0.35 s: either what was decoded is too short, or the
+            // stream is reported corrupt. Never a panic, never success on 0.35 s.
+            "truncated" => {
+                let e = r.expect_err("0.35 s of audio cannot be analysed");
+                assert!(
+                    matches!(e.kind, ErrorKind::TooShort | ErrorKind::Corrupt),
+                    "{e}"
+                );
+            }
+            kind => {
+                let e = r.expect_err(kind);
+                assert_eq!(e.kind.as_str(), kind, "{}: {e}", path.display());
+                assert!(!e.message.is_empty());
+            }
+        }
+    }
+}
+
+#[test]
+fn missing_file_and_size_limit_are_errors() {
+    let e = analyze(
+        Path::new("/nonexistent/motif.ogg"),
+        &AnalysisConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Io);
+    let small = AnalysisConfig {
+        max_file_bytes: 1000,
+        ..AnalysisConfig::default()
+    };
+    let e = analyze(&fixtures_dir().join("audio/pop_a_major_120.ogg"), &small).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TooLarge);
+    let short = AnalysisConfig {
+        max_duration_s: 5.0,
+        ..AnalysisConfig::default()
+    };
+    let e = analyze(&fixtures_dir().join("audio/pop_a_major_120.ogg"), &short).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TooLong);
+    // A directory is not an audio file.
+    let e = analyze(&fixtures_dir(), &AnalysisConfig::default()).unwrap_err();
+    assert!(
+        matches!(e.kind, ErrorKind::Io | ErrorKind::UnsupportedFormat),
+        "{e}"
+    );
+}
+
+#[test]
+fn analysis_round_trips_through_json() {
+    let a = analyze(
+        &fixtures_dir().join("audio/dance_fsharp_minor_128.opus"),
+        &AnalysisConfig::default(),
+    )
+    .unwrap();
+    let text = serde_json::to_string(&a).unwrap();
+    let back: embeddings::Analysis = serde_json::from_str(&text).unwrap();
+    assert_eq!(a, back);
+    assert_eq!(a.analyzer_version, embeddings::ANALYZER_VERSION);
+}

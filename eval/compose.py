@@ -55,6 +55,15 @@ TEMPO_RANGE = {
     "waltz": (84, 178),
 }
 
+# Arrangement variants inside a style, used in turn (balanced per style).
+VARIANTS = {
+    "pop_rock": ["pop_piano", "pop_guitar", "rock"],
+    "ballad": ["piano_strings", "guitar_strings", "epiano"],
+    "dance": ["house", "trance", "synthpop"],
+    "folk": ["fingerpick", "strum"],
+    "waltz": ["piano", "accordion", "strings"],
+}
+
 # Fraction of each style's songs that have no drums at all (about 15 % overall).
 NO_DRUMS = {"ballad": 0.35, "folk": 0.55, "waltz": 0.15}
 
@@ -245,6 +254,7 @@ class Song:
         self.parts: list[Part] = []
         self.bars = []
         self.variant = ""
+        self.variant_hint = ""
         self.swing = 0.5
         self.meta = {}
 
@@ -944,7 +954,7 @@ def arrange(song: Song, has_drums: bool):
     st = song.style
     P = []
     if st == "pop_rock":
-        song.variant = rng.choice(["pop_piano", "pop_guitar", "rock"])
+        song.variant = song.variant_hint
         lead, lo, hi = lead_part(song, ["overdrive", "clean_gtr", "alto_sax", "saw", "square", "voice_lead", "flute", "piano"] if song.variant != "rock" else ["overdrive", "distortion", "saw"])
         add_melody(song, lead, lo, hi)
         bass = Part("bass", 2, GM[rng.choice(["finger_bass", "pick_bass"])], volume=105, pan=64, jitter_ms=4)
@@ -988,7 +998,7 @@ def arrange(song: Song, has_drums: bool):
             P.append(kit)
         P += [lead, bass]
     elif st == "ballad":
-        song.variant = rng.choice(["piano_strings", "piano_strings", "guitar_strings", "epiano"])
+        song.variant = song.variant_hint
         if song.variant == "guitar_strings":
             acc = Part("nylon", 1, GM["nylon"], volume=100, pan=50, reverb=60, jitter_ms=6)
             comp_arpeggio(song, acc, [0, 2, 3, 4, 5, 4, 3, 2], 0.5, 64, pedal=False)
@@ -1009,7 +1019,7 @@ def arrange(song: Song, has_drums: bool):
             drums(song, kit, "soft" if kit.program != 40 else "brush", light=True)
             P.append(kit)
     elif st == "dance":
-        song.variant = rng.choice(["house", "trance", "synthpop"])
+        song.variant = song.variant_hint
         pad = Part("pad", 3, GM[rng.choice(["warm_pad", "poly_pad", "newage_pad", "halo_pad", "sweep_pad", "choir_pad"])], volume=82, pan=64, reverb=60, chorus=40)
         comp_pad(song, pad, 55, 76, 62)
         bass = Part("synbass", 2, GM[rng.choice(["synbass1", "synbass2", "bass_lead"])], volume=100, jitter_ms=2)
@@ -1041,7 +1051,7 @@ def arrange(song: Song, has_drums: bool):
         drums(song, kit, "jazz")
         P += [comp, bass, lead, kit]
     elif st == "folk":
-        song.variant = rng.choice(["fingerpick", "strum"])
+        song.variant = song.variant_hint
         g = Part("guitar", 1, GM[rng.choice(["steel", "nylon"])], volume=100, pan=50, reverb=45, jitter_ms=6)
         if song.variant == "fingerpick":
             comp_arpeggio(song, g, rng.choice([[0, 3, 4, 5, 1, 3, 4, 5], [0, 4, 3, 5, 1, 4, 3, 4], [0, 3, 1, 4, 0, 5, 1, 4]]), 0.5, 62, pedal=False)
@@ -1095,7 +1105,7 @@ def arrange(song: Song, has_drums: bool):
             P += [g, bass, lead, pad]
         P.append(kit)
     elif st == "waltz":
-        song.variant = rng.choice(["piano", "accordion", "strings"])
+        song.variant = song.variant_hint
         accp = {"piano": "piano", "accordion": "accordion", "strings": "pizz"}[song.variant]
         ch = Part("oompah", 1, GM[accp], volume=85, pan=50, jitter_ms=5)
         comp_oompah(song, ch)
@@ -1238,6 +1248,14 @@ def assignments(n: int, rng: random.Random):
         rng.shuffle(qs)
         for r, q in zip(rs, qs):
             r["bpm"] = int(round(math.exp(math.log(lo) + q * (math.log(hi) - math.log(lo)))))
+        if st in VARIANTS:
+            vs = []
+            while len(vs) < k:
+                cyc = list(VARIANTS[st])
+                rng.shuffle(cyc)
+                vs += cyc
+            for r, v in zip(rs, vs):
+                r["variant"] = v
         nd = round(NO_DRUMS.get(st, 0.0) * k)
         flags = [False] * nd + [True] * (k - nd)
         rng.shuffle(flags)
@@ -1260,6 +1278,7 @@ def main():
     for i, r in enumerate(rows, start=1):
         rng = random.Random(args.seed * 1000 + i)
         song = Song(i, r["style"], r["tonic"], r["mode"], r["bpm"], rng)
+        song.variant_hint = r.get("variant", "")
         plan(song)
         arrange(song, r["has_drums"])
         has_drums = any(p.channel == 9 for p in song.parts)

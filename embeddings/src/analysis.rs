@@ -20,8 +20,8 @@ use crate::timbre::{self, Timbre, N_MFCC};
 use crate::tonal::{self, Chroma};
 use crate::{structure, ANALYSIS_RATE, ANALYZER_VERSION};
 
-/// Main frames per structure block (20 x 512 samples = 0.46 s), equal to 5 chroma hops.
-const BLOCK_FRAMES: usize = 20;
+/// Main frames per structure block (0.46 s), equal to 5 chroma hops.
+const BLOCK_FRAMES: usize = BLOCK_CHROMA * tonal::HOP / timbre::HOP;
 const BLOCK_CHROMA: usize = 5;
 
 /// Limits that keep one bad or huge file from hurting a batch.

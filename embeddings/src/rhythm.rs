@@ -8,14 +8,14 @@ use realfft::RealFftPlanner;
 use crate::timbre::HOP;
 use crate::ANALYSIS_RATE;
 
-/// Onset envelope frames per second (43.07).
+/// Onset envelope frames per second.
 pub const FPS: f32 = ANALYSIS_RATE as f32 / HOP as f32;
 /// Tempo search range in BPM (DESIGN.md: 30-250).
 pub const MIN_BPM: f32 = 30.0;
 pub const MAX_BPM: f32 = 250.0;
-/// Autocorrelation window (11.9 s) and hop, in onset frames.
-const WIN: usize = 512;
-const WIN_HOP: usize = 256;
+/// Autocorrelation window (about 12 s) and hop, in onset frames.
+const WIN: usize = (12.0 * FPS) as usize;
+const WIN_HOP: usize = WIN / 2;
 /// Centre and width (octaves) of the log-normal tempo prior.
 const PRIOR_BPM: f32 = 120.0;
 const PRIOR_OCTAVES: f32 = 0.9;
@@ -60,7 +60,7 @@ fn novelty(onset: &[f32]) -> Vec<f32> {
 
 /// Windowed, overlap-corrected, lag-0-normalised autocorrelations of `x`.
 fn window_acfs(x: &[f32]) -> Vec<Vec<f32>> {
-    let n_fft = 2 * WIN;
+    let n_fft = (2 * WIN).next_power_of_two();
     let mut planner = RealFftPlanner::<f32>::new();
     let fwd = planner.plan_fft_forward(n_fft);
     let inv = planner.plan_fft_inverse(n_fft);
@@ -224,7 +224,7 @@ pub fn analyse(onset: &[f32]) -> Option<Rhythm> {
     // Onsets: local maxima of the novelty over +/- 46 ms above a global threshold.
     let sd = (nov.iter().map(|x| (x - mean_nov).powi(2)).sum::<f32>() / nov.len() as f32).sqrt();
     let threshold = mean_nov + 0.5 * sd;
-    let w = 2usize;
+    let w = ((0.04 * FPS).round() as usize).max(1);
     let mut onsets = 0usize;
     let mut last: Option<usize> = None;
     for t in 0..nov.len() {

@@ -7,14 +7,19 @@ use crate::ANALYSIS_RATE;
 
 /// Main STFT frame length in samples (46 ms at 22.05 kHz).
 pub const FRAME: usize = 1024;
-/// Main STFT hop in samples (23.2 ms: 43.07 frames per second).
-pub const HOP: usize = 512;
+/// Main STFT hop in samples (11.6 ms: 86.13 frames per second; the onset envelope needs
+/// this resolution for tempo).
+pub const HOP: usize = 256;
 /// Mel bands of the log-mel spectrogram.
 pub const MEL_BANDS: usize = 40;
 /// MFCC coefficients kept (including c0, the log energy).
 pub const N_MFCC: usize = 13;
-/// Frames of the time median of the harmonic/percussive separation (~200 ms).
-const HPSS_TIME: usize = 9;
+/// Spectral statistics and the harmonic/percussive separation run on every DETAIL-th frame
+/// only: they are track-level averages, and half the frames estimate them as well.
+const DETAIL: u64 = 2;
+/// Detail frames of the time median of the harmonic/percussive separation (~200 ms, odd).
+const HPSS_TIME: usize =
+    (0.2 * crate::ANALYSIS_RATE as f32 / (HOP as u64 * DETAIL) as f32) as usize | 1;
 /// Bands of the frequency median of the harmonic/percussive separation.
 const HPSS_FREQ: usize = 7;
 /// Floor of the log-mel spectrogram in dB relative to a full-scale sine.
@@ -138,8 +143,9 @@ impl Timbre {
         }
 
         // Spectral shape, only on frames with sound in them (silence has no shape).
-        let total: f32 = power[1..].iter().sum();
-        if rms_db > -70.0 && total > 0.0 {
+        let detail = self.frames % DETAIL == 0;
+        let total: f32 = if detail { power[1..].iter().sum() } else { 0.0 };
+        if detail && rms_db > -70.0 && total > 0.0 {
             for (s, c) in self.mfcc.iter_mut().zip(&mfcc) {
                 s.push(*c as f64);
             }
@@ -177,7 +183,9 @@ impl Timbre {
             }
         }
 
-        self.hpss_step();
+        if detail {
+            self.hpss_step();
+        }
         FrameOut {
             onset,
             rms_db,

@@ -2,6 +2,7 @@
 //! in the same run on the same files (decode-only is the baseline), plus peak memory.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,7 +77,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             r.analyse_cpu += best_ana;
         }
     }
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{:<28} {:>5} {:>9} {:>10} {:>12} {:>11} {:>13} {:>9}",
         "group",
         "files",
@@ -86,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "analysis_s",
         "analysis_x_rt",
         "ana/dec"
-    );
+    )?;
     for (k, r) in &rows {
         let x = |cpu: f64| {
             if cpu > 0.0 {
@@ -95,7 +98,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 f64::INFINITY
             }
         };
-        println!(
+        writeln!(
+            out,
             "{:<28} {:>5} {:>9.1} {:>10.2} {:>12.0} {:>11.2} {:>13.0} {:>9.2}",
             k,
             r.files,
@@ -105,14 +109,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             r.analyse_cpu,
             x(r.analyse_cpu),
             r.analyse_cpu / r.decode_cpu.max(1e-9)
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "x_rt = audio seconds per CPU second on one core; analysis_s includes its own decoding."
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "peak RSS: {:.1} MiB; files that failed: {failures}",
         peak_rss_mib()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

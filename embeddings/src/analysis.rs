@@ -120,6 +120,7 @@ struct Frames {
     timbre: Timbre,
     chroma: Chroma,
     onset: Vec<f32>,
+    onset_low: Vec<f32>,
     rms_db: RunningStats,
     second_power: f64,
     second_frames: usize,
@@ -138,6 +139,7 @@ impl Frames {
             timbre: Timbre::new(),
             chroma: Chroma::new(),
             onset: Vec::new(),
+            onset_low: Vec::new(),
             rms_db: RunningStats::default(),
             second_power: 0.0,
             second_frames: 0,
@@ -156,6 +158,7 @@ impl Frames {
             timbre,
             chroma,
             onset,
+            onset_low,
             rms_db,
             second_power,
             second_frames,
@@ -168,6 +171,7 @@ impl Frames {
         main.push(samples, |f| {
             let out = timbre.frame(f);
             onset.push(out.onset);
+            onset_low.push(out.onset_low);
             if out.rms_db > -70.0 {
                 rms_db.push(out.rms_db as f64);
             }
@@ -297,7 +301,7 @@ fn analyze_inner(
             ),
         ));
     }
-    let rhythm = rhythm::analyse(&frames.onset).unwrap_or(Rhythm {
+    let rhythm = rhythm::analyse(&frames.onset, &frames.onset_low).unwrap_or(Rhythm {
         tempo_bpm: 120.0,
         tempo_confidence: 0.0,
         tempo_stability: 0.0,

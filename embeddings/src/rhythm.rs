@@ -17,8 +17,14 @@ pub const MAX_BPM: f32 = 250.0;
 const WIN: usize = (12.0 * FPS) as usize;
 const WIN_HOP: usize = WIN / 2;
 /// Centre and width (octaves) of the log-normal tempo prior.
+/// Chosen by measurement on the rendered evaluation set (eval/, see docs/MEASUREMENTS.md).
 const PRIOR_BPM: f32 = 120.0;
-const PRIOR_OCTAVES: f32 = 0.9;
+const PRIOR_OCTAVES: f32 = 1.2;
+/// The pulse train: autocorrelation at these multiples of the beat period, with weights.
+/// The 3x term lets triple metres and dotted patterns confirm their beat.
+const COMB: [(f32, f32); 4] = [(1.0, 1.0), (2.0, 0.5), (3.0, 0.3), (4.0, 0.25)];
+/// Weight of the bass-band onset envelope's periodicity next to the full band's.
+const LOW_WEIGHT: f32 = 1.0;
 /// Beat-period multiples summarised in the tempogram part of the raw features.
 pub const TEMPOGRAM_RATIOS: [f32; 9] = [0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1.5, 2.0, 3.0, 4.0];
 
@@ -58,8 +64,9 @@ fn novelty(onset: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Windowed, overlap-corrected, lag-0-normalised autocorrelations of `x`.
-fn window_acfs(x: &[f32]) -> Vec<Vec<f32>> {
+/// Windowed, overlap-corrected, lag-0-normalised autocorrelations of `x` (`None` for a
+/// window without any novelty).
+fn window_acfs(x: &[f32]) -> Vec<Option<Vec<f32>>> {
     let n_fft = (2 * WIN).next_power_of_two();
     let mut planner = RealFftPlanner::<f32>::new();
     let fwd = planner.plan_fft_forward(n_fft);
@@ -80,23 +87,22 @@ fn window_acfs(x: &[f32]) -> Vec<Vec<f32>> {
         inp.iter_mut().for_each(|v| *v = 0.0);
         inp[..len].copy_from_slice(seg);
         if fwd.process(&mut inp, &mut spec).is_err() {
+            acfs.push(None);
             continue;
         }
         spec.iter_mut()
             .for_each(|c| *c = Complex::new(c.norm_sqr(), 0.0));
-        if inv.process(&mut spec, &mut out).is_err() {
+        if inv.process(&mut spec, &mut out).is_err() || out[0] <= 0.0 {
+            acfs.push(None);
             continue;
         }
         let zero = out[0];
-        if zero <= 0.0 {
-            continue;
-        }
         let max_lag = len.min(WIN) / 2 + 1;
-        acfs.push(
+        acfs.push(Some(
             (0..max_lag)
                 .map(|l| out[l] / zero * len as f32 / (len - l) as f32)
                 .collect(),
-        );
+        ));
     }
     acfs
 }
@@ -119,7 +125,10 @@ fn prior(bpm: f32) -> f32 {
 /// Periodicity salience of a beat period of `lag` frames: the autocorrelation at the period
 /// and its first multiples (a pulse train), weighted by the tempo prior.
 fn salience(acf: &[f32], lag: f32) -> f32 {
-    let comb = at(acf, lag) + 0.5 * at(acf, 2.0 * lag) + 0.25 * at(acf, 4.0 * lag);
+    let comb = COMB
+        .iter()
+        .map(|(multiple, weight)| weight * at(acf, multiple * lag))
+        .sum::<f32>();
     comb * prior(60.0 * FPS / lag)
 }
 
@@ -149,12 +158,29 @@ fn best_tempo(acf: &[f32]) -> Option<f32> {
 
 /// Analyses an onset envelope. Returns `None` when there is nothing periodic to measure
 /// (silence, or under two seconds of audio).
-pub fn analyse(onset: &[f32]) -> Option<Rhythm> {
+///
+/// `onset` is the full-band onset envelope, `onset_low` the bass-band one; periodicity is
+/// measured on both, weighted by [`LOW_WEIGHT`], so the beat level that the bass and kick
+/// confirm wins over faster subdivisions.
+pub fn analyse(onset: &[f32], onset_low: &[f32]) -> Option<Rhythm> {
     if onset.len() < (2.0 * FPS) as usize {
         return None;
     }
     let nov = novelty(onset);
-    let acfs = window_acfs(&nov);
+    let acfs: Vec<Vec<f32>> = window_acfs(&nov)
+        .into_iter()
+        .zip(window_acfs(&novelty(onset_low)))
+        .filter_map(|pair| match pair {
+            (Some(a), Some(b)) => Some(
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| (x + LOW_WEIGHT * y) / (1.0 + LOW_WEIGHT))
+                    .collect(),
+            ),
+            (Some(a), None) => Some(a),
+            (None, b) => b,
+        })
+        .collect();
     if acfs.is_empty() {
         return None;
     }
@@ -255,7 +281,7 @@ pub fn analyse(onset: &[f32]) -> Option<Rhythm> {
 mod tests {
     use super::*;
 
-    /// A click envelope: one impulse per beat (plus softer 8ths), 30 s long.
+    /// A click envelope: one impulse per beat (plus softer 8ths if asked), 30 s long.
     fn clicks(bpm: f32, eighths: bool) -> Vec<f32> {
         let n = (30.0 * FPS) as usize;
         let period = 60.0 * FPS / bpm;
@@ -277,7 +303,8 @@ mod tests {
     #[test]
     fn finds_click_tempi() {
         for bpm in [70.0f32, 90.0, 100.0, 120.0, 128.0, 140.0, 174.0] {
-            let r = analyse(&clicks(bpm, true)).unwrap();
+            // Full band: beats and softer 8ths (hats); bass band: the beats only (kick).
+            let r = analyse(&clicks(bpm, true), &clicks(bpm, false)).unwrap();
             assert!(
                 (r.tempo_bpm / bpm - 1.0).abs() < 0.02,
                 "{bpm}: got {}",
@@ -289,8 +316,8 @@ mod tests {
 
     #[test]
     fn silence_has_no_rhythm_but_does_not_panic() {
-        let r = analyse(&vec![0.0; 3000]);
+        let r = analyse(&vec![0.0; 3000], &vec![0.0; 3000]);
         assert!(r.is_none() || r.unwrap().tempo_confidence == 0.0);
-        assert!(analyse(&[]).is_none());
+        assert!(analyse(&[], &[]).is_none());
     }
 }

@@ -22,6 +22,8 @@ const HPSS_TIME: usize =
     (0.2 * crate::ANALYSIS_RATE as f32 / (HOP as u64 * DETAIL) as f32) as usize | 1;
 /// Bands of the frequency median of the harmonic/percussive separation.
 const HPSS_FREQ: usize = 7;
+/// Mel bands whose centres lie under about 300 Hz.
+const LOW_BANDS: usize = 4;
 /// Floor of the log-mel spectrogram in dB relative to a full-scale sine.
 const DB_FLOOR: f32 = -80.0;
 /// Band edges (Hz) of the four energy-ratio bands: bass, low-mid, high-mid, treble.
@@ -31,6 +33,9 @@ const BAND_EDGES: [f32; 5] = [0.0, 250.0, 2000.0, 6000.0, 11025.0];
 pub struct FrameOut {
     /// Positive log-mel spectral flux (dB per band, averaged over bands).
     pub onset: f32,
+    /// The same over the bass bands only (centres under 300 Hz): kick and bass notes mark
+    /// the beat level, where hats and arpeggios mark its subdivisions.
+    pub onset_low: f32,
     /// Frame RMS in dBFS (a full-scale sine reads about -3 dB).
     pub rms_db: f32,
     /// The MFCCs of this frame.
@@ -124,6 +129,16 @@ impl Timbre {
         }
 
         // Onset strength: how much louder each band got since the last frame.
+        let onset_low = if self.have_prev {
+            self.mel_db[..LOW_BANDS]
+                .iter()
+                .zip(&self.prev_db)
+                .map(|(a, b)| (a - b).max(0.0))
+                .sum::<f32>()
+                / LOW_BANDS as f32
+        } else {
+            0.0
+        };
         let onset = if self.have_prev {
             self.mel_db
                 .iter()
@@ -188,6 +203,7 @@ impl Timbre {
         }
         FrameOut {
             onset,
+            onset_low,
             rms_db,
             mfcc,
         }

@@ -220,11 +220,7 @@ fn analyze_inner(
     let mut frames = Frames::new();
     let mut mono = Vec::new();
     let mut input_frames = 0u64;
-    loop {
-        let block = match stream.next_block()? {
-            Some(b) => b,
-            None => break,
-        };
+    while let Some(block) = stream.next_block()? {
         let (rate, channels) = (block.sample_rate, block.channels);
         let block = block.samples;
         let (r0, c0, loudness, resampler) = match &mut setup {

@@ -158,7 +158,7 @@ impl Timbre {
         }
 
         // Spectral shape, only on frames with sound in them (silence has no shape).
-        let detail = self.frames % DETAIL == 0;
+        let detail = self.frames.is_multiple_of(DETAIL);
         let total: f32 = if detail { power[1..].iter().sum() } else { 0.0 };
         if detail && rms_db > -70.0 && total > 0.0 {
             for (s, c) in self.mfcc.iter_mut().zip(&mfcc) {

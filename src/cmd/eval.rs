@@ -169,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (mut half_a, mut half_b) = (Vec::new(), Vec::new());
     for (i, l) in labels.iter().enumerate() {
         let c = seen.entry(l.as_str()).or_default();
-        if *c % 2 == 0 {
+        if c.is_multiple_of(2) {
             half_a.push(i)
         } else {
             half_b.push(i)

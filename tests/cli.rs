@@ -129,6 +129,17 @@ fn a_missing_file_is_a_json_error_not_a_crash() {
 }
 
 #[test]
+fn a_folder_without_audio_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("motif-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not audio").unwrap();
+    let out = motif(&["analyze", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no audio files"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn help_explains_every_field_and_bad_flags_are_usage_errors() {
     let out = motif(&["analyze", "--help"]);
     assert_eq!(out.status.code(), Some(0));

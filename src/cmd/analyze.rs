@@ -88,6 +88,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..AnalysisConfig::default()
     };
     let files = super::files::collect(&args.paths);
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no audio files under {} (looked for: {})",
+        args.paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        super::files::AUDIO_EXTENSIONS.join(", ")
+    );
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))
         .build()

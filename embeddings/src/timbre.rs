@@ -72,6 +72,15 @@ pub struct Timbre {
     pub(crate) frames: u64,
 }
 
+/// Mean positive change (dB) from `prev` to `cur` over the bands: half-wave rectified flux.
+fn positive_flux(cur: &[f32], prev: &[f32]) -> f32 {
+    cur.iter()
+        .zip(prev)
+        .map(|(a, b)| (a - b).max(0.0))
+        .sum::<f32>()
+        / cur.len() as f32
+}
+
 impl Default for Timbre {
     fn default() -> Self {
         Self::new()
@@ -128,26 +137,14 @@ impl Timbre {
             *d = (10.0 * (p + 1e-12).log10()).max(DB_FLOOR);
         }
 
-        // Onset strength: how much louder each band got since the last frame.
-        let onset_low = if self.have_prev {
-            self.mel_db[..LOW_BANDS]
-                .iter()
-                .zip(&self.prev_db)
-                .map(|(a, b)| (a - b).max(0.0))
-                .sum::<f32>()
-                / LOW_BANDS as f32
+        // Onset strength: how much louder the bands got since the last frame.
+        let (onset, onset_low) = if self.have_prev {
+            (
+                positive_flux(&self.mel_db, &self.prev_db),
+                positive_flux(&self.mel_db[..LOW_BANDS], &self.prev_db[..LOW_BANDS]),
+            )
         } else {
-            0.0
-        };
-        let onset = if self.have_prev {
-            self.mel_db
-                .iter()
-                .zip(&self.prev_db)
-                .map(|(a, b)| (a - b).max(0.0))
-                .sum::<f32>()
-                / MEL_BANDS as f32
-        } else {
-            0.0
+            (0.0, 0.0)
         };
         self.prev_db.copy_from_slice(&self.mel_db);
         self.have_prev = true;

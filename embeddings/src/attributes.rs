@@ -110,7 +110,8 @@ pub struct Attributes {
     /// 0-1: 0.45 beat strength + 0.25 tempo stability + 0.3 closeness of the tempo to
     /// 118 BPM (Gaussian in octaves, sigma 0.35), times the tempo confidence raised to 0.3.
     pub danceability: f32,
-    /// 0-1: mean spectral centroid on a log scale, 400 Hz -> 0, 6 kHz -> 1.
+    /// 0-1: mean spectral centroid (of the magnitude spectrum) on a log scale, 400 Hz -> 0,
+    /// 6 kHz -> 1.
     pub brightness: f32,
     /// 0-1: share of energy in the percussive part of a median-filter harmonic/percussive
     /// separation of the mel spectrogram.

@@ -49,6 +49,7 @@ pub struct Timbre {
     dct: Vec<Vec<f32>>,
     norm: f32,
     mel_power: Vec<f32>,
+    magnitude: Vec<f32>,
     mel_db: Vec<f32>,
     prev_db: Vec<f32>,
     have_prev: bool,
@@ -100,6 +101,7 @@ impl Timbre {
             dct: dct_matrix(N_MFCC, MEL_BANDS),
             norm,
             mel_power: vec![0.0; MEL_BANDS],
+            magnitude: vec![0.0; FRAME / 2 + 1],
             mel_db: vec![0.0; MEL_BANDS],
             prev_db: vec![0.0; MEL_BANDS],
             have_prev: false,
@@ -161,20 +163,27 @@ impl Timbre {
             for (s, c) in self.mfcc.iter_mut().zip(&mfcc) {
                 s.push(*c as f64);
             }
-            let centroid = power
+            // Centroid and roll-off over the magnitude spectrum (the usual definition: on
+            // power, the bass dominates and every track reads as dark).
+            for (m, p) in self.magnitude.iter_mut().zip(power.iter()) {
+                *m = p.sqrt();
+            }
+            let mag = &self.magnitude;
+            let mag_total: f32 = mag[1..].iter().sum();
+            let centroid = mag
                 .iter()
                 .enumerate()
                 .skip(1)
-                .map(|(k, p)| k as f32 * p)
+                .map(|(k, m)| k as f32 * m)
                 .sum::<f32>()
-                / total
+                / mag_total
                 * self.bin_hz;
             self.centroid.push(centroid as f64);
             let mut acc = 0.0;
-            let mut roll = power.len() - 1;
-            for (k, p) in power.iter().enumerate().skip(1) {
-                acc += p;
-                if acc >= 0.85 * total {
+            let mut roll = mag.len() - 1;
+            for (k, m) in mag.iter().enumerate().skip(1) {
+                acc += m;
+                if acc >= 0.85 * mag_total {
                     roll = k;
                     break;
                 }

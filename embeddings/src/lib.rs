@@ -5,7 +5,7 @@
 //! ([`Attributes`]), derived [`Tag`]s, a raw feature vector ([`features`]) and its
 //! embedding under a [`Normalizer`]. It never touches a database, an index or the network.
 //!
-//! Data flows one way: [`decode`] (symphonia + opus-decoder) -> [`resample`] (downmix,
+//! Data flows one way: [`decode`] (symphonia + opus-pure) -> [`resample`] (downmix,
 //! rubato) -> [`timbre`] and [`tonal`] frame features -> [`rhythm`], [`structure`],
 //! [`loudness`] track statistics -> [`attributes`], [`tags`], [`features`] -> [`embedding`].
 

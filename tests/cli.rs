@@ -140,6 +140,27 @@ fn a_folder_without_audio_is_a_clear_error() {
 }
 
 #[test]
+fn a_symlink_loop_in_a_scanned_folder_does_not_recurse_forever() {
+    let dir = std::env::temp_dir().join(format!("motif-loop-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&dir, dir.join("sub/back")).unwrap();
+    std::fs::copy(
+        fixture("audio/pop_a_major_120.ogg"),
+        dir.join("sub/song.ogg"),
+    )
+    .unwrap();
+    let out = motif(&["analyze", "--no-vectors", dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines(&out).len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn help_explains_every_field_and_bad_flags_are_usage_errors() {
     let out = motif(&["analyze", "--help"]);
     assert_eq!(out.status.code(), Some(0));

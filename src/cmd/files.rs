@@ -27,16 +27,21 @@ pub fn collect(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// Recurses into real directories only: a symlinked directory is skipped, so a link loop
+/// cannot recurse forever; symlinked files are followed.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<(PathBuf, bool)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| (e.path(), e.file_type().is_ok_and(|t| t.is_dir())))
+        .collect();
     entries.sort();
-    for p in entries {
-        if p.is_dir() {
+    for (p, real_dir) in entries {
+        if real_dir {
             walk(&p, out);
-        } else if is_audio(&p) {
+        } else if p.is_file() && is_audio(&p) {
             out.push(p);
         }
     }

@@ -77,7 +77,7 @@ pub struct Analysis {
 /// Analyses one file with the default normaliser. Never panics: a panic inside is caught
 /// and returned as an `internal` error.
 pub fn analyze(path: &Path, config: &AnalysisConfig) -> Result<Analysis, AnalysisError> {
-    analyze_with(path, config, &Normalizer::default_for_version())
+    analyze_with(path, config, Normalizer::default_for_version())
 }
 
 /// Analyses one file, embedding it with `normalizer`.

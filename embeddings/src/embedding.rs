@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::{layout, Group, FEATURE_DIM};
+use crate::features::{groups, Group, FEATURE_DIM};
 
 /// Weight of each feature group in the embedding.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -67,11 +67,14 @@ pub enum NormalizerError {
 }
 
 impl Normalizer {
-    /// The normaliser that ships with this analyser version.
-    pub fn default_for_version() -> Normalizer {
+    /// The normaliser that ships with this analyser version (parsed once).
+    pub fn default_for_version() -> &'static Normalizer {
+        static DEFAULT: std::sync::OnceLock<Normalizer> = std::sync::OnceLock::new();
         // Checked by a unit test; a broken file is a build defect, not an input error.
-        serde_json::from_str(include_str!("default_normalizer.json"))
-            .expect("valid default_normalizer.json")
+        DEFAULT.get_or_init(|| {
+            serde_json::from_str(include_str!("default_normalizer.json"))
+                .expect("valid default_normalizer.json")
+        })
     }
 
     /// Reads a normaliser from JSON and checks it matches the feature layout.
@@ -128,16 +131,12 @@ impl Normalizer {
     /// over the square root of its size (so a group's pull does not depend on how many
     /// dimensions it has), L2-normalised. Same dimension as the features.
     pub fn embed(&self, features: &[f32]) -> Vec<f32> {
-        let groups = layout();
-        let mut counts = [0usize; 4];
-        for (_, g) in &groups {
-            counts[*g as usize] += 1;
-        }
+        let (groups, counts) = groups();
         let mut v: Vec<f32> = features
             .iter()
-            .zip(&groups)
+            .zip(groups)
             .enumerate()
-            .map(|(d, (x, (_, g)))| {
+            .map(|(d, (x, g))| {
                 let z = ((x - self.mean[d]) / self.std[d]).clamp(-6.0, 6.0);
                 z * self.weights.get(*g) / (counts[*g as usize] as f32).sqrt()
             })

@@ -88,6 +88,21 @@ pub fn layout() -> Vec<(String, Group)> {
     v
 }
 
+/// The group of every dimension and the size of each group (indexed by `Group as usize`),
+/// computed once: the embedding needs them for every vector.
+pub fn groups() -> &'static ([Group; FEATURE_DIM], [usize; 4]) {
+    static GROUPS: std::sync::OnceLock<([Group; FEATURE_DIM], [usize; 4])> =
+        std::sync::OnceLock::new();
+    GROUPS.get_or_init(|| {
+        let l = layout();
+        let mut counts = [0usize; 4];
+        for (_, g) in &l {
+            counts[*g as usize] += 1;
+        }
+        (std::array::from_fn(|d| l[d].1), counts)
+    })
+}
+
 /// Indices of the MFCC mean and std dimensions: the plain "MFCC mean+std" baseline.
 pub fn mfcc_baseline_dims() -> std::ops::Range<usize> {
     0..26

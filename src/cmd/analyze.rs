@@ -81,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
         )
         .with_context(|| format!("loading normaliser {}", p.display()))?,
-        None => Normalizer::default_for_version(),
+        None => Normalizer::default_for_version().clone(),
     };
     let config = AnalysisConfig {
         max_duration_s: args.max_duration,

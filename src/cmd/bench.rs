@@ -50,7 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let t0 = thread_cpu_seconds();
             let d = embeddings::decode_only(path);
             let t1 = thread_cpu_seconds();
-            let a = embeddings::analyze_with(path, &config, &normalizer);
+            let a = embeddings::analyze_with(path, &config, normalizer);
             let t2 = thread_cpu_seconds();
             match (d, a) {
                 (Ok(_), Ok(a)) => {

@@ -181,6 +181,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(Normalizer::fit(&f, w, "eval")?)
     };
     let tune = |idx: &[usize]| -> anyhow::Result<(GroupWeights, f64)> {
+        // Mean and std do not depend on the weights: fit once, vary only the weights.
+        let base = fit(idx, GroupWeights::default())?;
         let mut best = (GroupWeights::default(), f64::MIN);
         for &t in &GRID {
             for &h in &GRID {
@@ -195,7 +197,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                             rhythm: r,
                             dynamics: d,
                         };
-                        let p = precision_at_k(&embed(&fit(idx, w)?, idx), &pick(idx), k);
+                        let n = Normalizer {
+                            weights: w,
+                            ..base.clone()
+                        };
+                        let p = precision_at_k(&embed(&n, idx), &pick(idx), k);
                         if p > best.1 + 1e-9 {
                             best = (w, p);
                         }
@@ -221,7 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!(
         "  embedding, shipped normaliser ({})  {:.3}",
         shipped.version,
-        precision_at_k(&embed(&shipped, &all), &labels, k)
+        precision_at_k(&embed(shipped, &all), &labels, k)
     );
     println!(
         "  embedding, equal weights fit here      {:.3}",

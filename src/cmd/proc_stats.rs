@@ -1,30 +1,20 @@
 //! Process CPU time and peak memory from /proc (Linux), for benchmarks.
 
-/// User + system CPU seconds of this process so far (all threads).
-pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
+/// User + system CPU seconds recorded in a `/proc/.../stat` file (10 ms ticks).
+fn stat_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
+    let (_, rest) = stat.rsplit_once(')')?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    Some((ticks(11) + ticks(12)) / 100.0)
 }
 
-/// CPU seconds of the calling thread (precise, from the per-thread clock).
+/// CPU seconds of the calling thread (falls back to the whole process).
 pub fn thread_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
-        return cpu_seconds();
-    };
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    stat_seconds("/proc/thread-self/stat")
+        .or_else(|| stat_seconds("/proc/self/stat"))
+        .unwrap_or(0.0)
 }
 
 /// Peak resident set size in MiB (VmHWM).

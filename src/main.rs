@@ -24,7 +24,18 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Benchmark decoding and analysis throughput (x realtime per core) and peak memory.
     Bench(cmd::bench::Args),
+    /// Ingest a directory or a JSONL manifest into the catalogue and update the indexes.
+    #[command(long_about = cmd::index::LONG_ABOUT)]
+    Index(cmd::index::Args),
+    /// List items that failed to ingest and have not gone in since.
+    Errors(cmd::errors::Args),
+    /// Refit the embedding space and rebuild the HNSW and text indexes from the store.
+    Reindex(cmd::reindex::Args),
 }
+
+/// Default log filter: warnings, except the decoders' own complaints about bad files,
+/// which Motif reports itself as typed errors.
+const QUIET_DECODERS: &str = "warn,symphonia=off,symphonia_core=off,symphonia_bundle_flac=off,symphonia_bundle_mp3=off,symphonia_codec_aac=off,symphonia_codec_alac=off,symphonia_codec_pcm=off,symphonia_codec_vorbis=off,symphonia_format_isomp4=off,symphonia_format_ogg=off,symphonia_format_riff=off,symphonia_metadata=off";
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -41,13 +52,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MOTIF_LOG")
-                .unwrap_or_else(|_| "warn,symphonia=error".into()),
+                .unwrap_or_else(|_| QUIET_DECODERS.into()),
         )
         .init();
     let result = match cli.command {
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Index(a) => cmd::index::run(a),
+        Command::Errors(a) => cmd::errors::run(a),
+        Command::Reindex(a) => cmd::reindex::run(a),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,16 @@ pub enum Mode {
     Minor,
 }
 
+impl Mode {
+    /// `major` or `minor`, as serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Major => "major",
+            Mode::Minor => "minor",
+        }
+    }
+}
+
 /// A pitch class, spelled with sharps (`C`, `C#`, ... `B`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PitchClass {

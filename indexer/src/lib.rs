@@ -1,9 +1,19 @@
-//! # indexer: catalogue ingestion (issue 3)
+//! # indexer: catalogue ingestion
 //!
-//! So far: [`manifest`], the delivery format (JSONL, one track operation per line) with
-//! validation that reports each bad line by number and keeps the rest. The store, the
-//! vector and text indexes and the pipeline come next.
+//! Data flows one way: [`source`] turns a directory or a JSONL [`manifest`] into track
+//! specifications; [`pipeline`] hashes, skips what is unchanged, analyses the rest in
+//! parallel and writes batches into the [`catalog`] (Postgres or SQLite, the source of
+//! truth); [`derived`] then brings the vector index ([`vectors`], HNSW) and the text index
+//! ([`text`], tantivy) up to the store's change sequence. Both indexes can be rebuilt from
+//! the store alone.
 
+pub mod catalog;
+pub mod derived;
 pub mod manifest;
+pub mod pipeline;
+pub mod source;
+pub mod text;
+pub mod vectors;
 
+pub use catalog::Catalog;
 pub use embeddings::Analysis;

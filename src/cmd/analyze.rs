@@ -87,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_duration_s: args.max_duration,
         ..AnalysisConfig::default()
     };
-    let files = super::files::collect(&args.paths);
+    let files = indexer::source::collect_audio(&args.paths);
     anyhow::ensure!(
         !files.is_empty(),
         "no audio files under {} (looked for: {})",
@@ -96,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        super::files::AUDIO_EXTENSIONS.join(", ")
+        indexer::source::AUDIO_EXTENSIONS.join(", ")
     );
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))

@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.paths.clone()
     };
-    let files = super::files::collect(&paths);
+    let files = indexer::source::collect_audio(&paths);
     let config = AnalysisConfig::default();
     let normalizer = Normalizer::default_for_version();
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();

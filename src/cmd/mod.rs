@@ -1,5 +1,8 @@
 pub mod analyze;
 pub mod bench;
+pub mod errors;
 pub mod eval;
-pub mod files;
+pub mod index;
 pub mod proc_stats;
+pub mod reindex;
+pub mod store;

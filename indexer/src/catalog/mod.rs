@@ -1,0 +1,372 @@
+//! The catalogue store: the source of truth for tracks, analyses, tags, ingest runs and
+//! the change sequence that derived indexes follow (DESIGN.md principles 1 and 2).
+//!
+//! Two backends sit behind one [`Catalog`]: Postgres (production, `postgres://...`) and
+//! SQLite (the embedded default, `<data-dir>/motif.db`). Both run the same queries in
+//! spirit; the SQL differs only where the engines do (bulk writes are `UNNEST` arrays on
+//! Postgres and prepared statements inside one transaction on SQLite). Every write is one
+//! transaction per batch, so a crash leaves whole batches or nothing.
+
+mod postgres;
+pub mod rows;
+mod sqlite;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use rows::{
+    AnalysisRow, Change, ErrorRow, ItemError, RunCounts, RunRow, TagScore, TrackMeta, TrackState,
+    TrackWrite, WrittenTrack,
+};
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?} (use postgres://... or sqlite://PATH)")]
+    Url(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, CatalogError>;
+
+/// How many numeric attribute columns `analyses` has.
+pub const ATTRIBUTE_COUNT: usize = 16;
+
+/// The attribute columns of `analyses`, in the order [`rows::attribute_values`] yields them.
+pub const ATTRIBUTE_COLUMNS: [&str; ATTRIBUTE_COUNT] = [
+    "tempo_bpm",
+    "tempo_confidence",
+    "key_strength",
+    "loudness_lufs",
+    "loudness_range_lu",
+    "true_peak_dbtp",
+    "energy",
+    "danceability",
+    "brightness",
+    "percussiveness",
+    "acousticness",
+    "syncopation",
+    "harmonic_complexity",
+    "repetitiveness",
+    "dynamic_complexity",
+    "onset_rate",
+];
+
+/// One connection pool to either backend; cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Catalog {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// Held while an ingest run writes: a second `motif index` against the same store waits
+/// for the first to finish (then finds its work done) instead of racing it.
+pub enum RunLock {
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    File(std::fs::File),
+}
+
+impl RunLock {
+    /// Releases the lock (also released if the process dies).
+    pub async fn release(self) -> Result<()> {
+        match self {
+            RunLock::Postgres(mut conn) => {
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(postgres::RUN_LOCK_KEY)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+            RunLock::File(f) => {
+                let _ = f.unlock();
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Catalog {
+    /// Opens (creating when needed) the store named by `url` and applies pending
+    /// migrations. `postgres://...` or `postgresql://...` for Postgres; `sqlite://PATH` or
+    /// a bare path for SQLite; `sqlite::memory:` for a throwaway in-memory store.
+    pub async fn open(url: &str) -> Result<Catalog> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Catalog::Postgres(postgres::open(url).await?))
+        } else if url == "sqlite::memory:" {
+            Ok(Catalog::Sqlite(sqlite::open_memory().await?))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Catalog::Sqlite(sqlite::open(Path::new(path)).await?))
+        } else if !url.contains("://") {
+            Ok(Catalog::Sqlite(sqlite::open(Path::new(url)).await?))
+        } else {
+            Err(CatalogError::Url(url.to_string()))
+        }
+    }
+
+    /// Which engine, for logs and summaries.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Catalog::Postgres(_) => "postgres",
+            Catalog::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Takes the ingest-run lock, waiting for another run to finish. `lock_file` is used
+    /// by SQLite (next to the database); Postgres uses an advisory lock, so runs on
+    /// different machines against one database also exclude each other.
+    pub async fn lock_runs(&self, lock_file: &Path) -> Result<RunLock> {
+        match self {
+            Catalog::Postgres(p) => postgres::lock_runs(p).await,
+            Catalog::Sqlite(_) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(lock_file)
+                    .map_err(|e| CatalogError::Sql(sqlx::Error::Io(e)))?;
+                let f = tokio::task::spawn_blocking(move || f.lock().map(|_| f))
+                    .await
+                    .map_err(|e| CatalogError::Corrupt(format!("lock task: {e}")))?
+                    .map_err(|e| CatalogError::Sql(sqlx::Error::Io(e)))?;
+                Ok(RunLock::File(f))
+            }
+        }
+    }
+
+    /// The stored state of each external id that exists (missing ids are absent).
+    pub async fn states(&self, external_ids: &[String]) -> Result<HashMap<String, TrackState>> {
+        let rows = match self {
+            Catalog::Postgres(p) => postgres::states(p, external_ids).await?,
+            Catalog::Sqlite(p) => sqlite::states(p, external_ids).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|s| (s.external_id.clone(), s))
+            .collect())
+    }
+
+    /// Inserts or updates tracks (with their analyses and tags when given) in one
+    /// transaction; each written track takes a new change sequence number. External ids
+    /// must be unique within the batch.
+    pub async fn write_batch(&self, batch: &[TrackWrite]) -> Result<Vec<WrittenTrack>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Catalog::Postgres(p) => postgres::write_batch(p, batch).await,
+            Catalog::Sqlite(p) => sqlite::write_batch(p, batch).await,
+        }
+    }
+
+    /// Marks active tracks as taken down (one transaction, a new change sequence number
+    /// each); returns the external ids that were active and are now down.
+    pub async fn take_down(&self, external_ids: &[String]) -> Result<Vec<String>> {
+        if external_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Catalog::Postgres(p) => postgres::take_down(p, external_ids).await,
+            Catalog::Sqlite(p) => sqlite::take_down(p, external_ids).await,
+        }
+    }
+
+    /// The highest change sequence number written so far (0 for an empty store).
+    pub async fn max_seq(&self) -> Result<i64> {
+        let q = "SELECT COALESCE(MAX(change_seq), 0) FROM tracks";
+        Ok(match self {
+            Catalog::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await?,
+            Catalog::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await?,
+        })
+    }
+
+    /// Tracks changed after `after`, oldest change first, at most `limit`: what a derived
+    /// index applies to catch up. Each carries its current state (a taken-down track is a
+    /// tombstone; an active one its text fields, tags, attributes and embedding).
+    pub async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<Change>> {
+        match self {
+            Catalog::Postgres(p) => postgres::changes_since(p, after, limit).await,
+            Catalog::Sqlite(p) => sqlite::changes_since(p, after, limit).await,
+        }
+    }
+
+    /// Every stored analysis's raw features, by track id (for refitting the normaliser).
+    pub async fn all_features(&self) -> Result<Vec<(i64, Vec<f32>)>> {
+        let q = "SELECT track_id, features FROM analyses ORDER BY track_id";
+        let rows: Vec<(i64, Vec<u8>)> = match self {
+            Catalog::Postgres(p) => sqlx::query_as(q).fetch_all(p).await?,
+            Catalog::Sqlite(p) => sqlx::query_as(q).fetch_all(p).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(id, b)| (id, rows::f32s_from_bytes(&b)))
+            .collect())
+    }
+
+    /// Stores a new embedding space and rewrites every analysis's embedding in it (one
+    /// transaction; every track with an analysis takes a new change sequence number so
+    /// followers re-read it).
+    pub async fn set_space(
+        &self,
+        normalizer: &embeddings::Normalizer,
+        embeddings: &[(i64, Vec<f32>)],
+    ) -> Result<()> {
+        let json = serde_json::to_string(normalizer)
+            .map_err(|e| CatalogError::Corrupt(format!("normaliser JSON: {e}")))?;
+        match self {
+            Catalog::Postgres(p) => postgres::set_space(p, normalizer, &json, embeddings).await,
+            Catalog::Sqlite(p) => sqlite::set_space(p, normalizer, &json, embeddings).await,
+        }
+    }
+
+    /// The newest embedding space stored by `motif reindex`, if any.
+    pub async fn current_space(&self) -> Result<Option<embeddings::Normalizer>> {
+        let q = "SELECT normalizer FROM embedding_spaces ORDER BY id DESC LIMIT 1";
+        let json: Option<String> = match self {
+            Catalog::Postgres(p) => sqlx::query_scalar(q).fetch_optional(p).await?,
+            Catalog::Sqlite(p) => sqlx::query_scalar(q).fetch_optional(p).await?,
+        };
+        json.map(|j| {
+            embeddings::Normalizer::from_json(&j)
+                .map_err(|e| CatalogError::Corrupt(format!("stored normaliser: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Opens an ingest run; runs left `running` by a killed process become `interrupted`.
+    pub async fn start_run(&self, input: &str) -> Result<i64> {
+        let now = rows::now_ms();
+        let close = "UPDATE ingest_runs SET status = 'interrupted' WHERE status = 'running'";
+        let open = "INSERT INTO ingest_runs (input, status, started_at) VALUES ($1, 'running', $2) RETURNING id";
+        Ok(match self {
+            Catalog::Postgres(p) => {
+                sqlx::query(close).execute(p).await?;
+                sqlx::query_scalar(open)
+                    .bind(input)
+                    .bind(now)
+                    .fetch_one(p)
+                    .await?
+            }
+            Catalog::Sqlite(p) => {
+                sqlx::query(close).execute(p).await?;
+                sqlx::query_scalar(open)
+                    .bind(input)
+                    .bind(now)
+                    .fetch_one(p)
+                    .await?
+            }
+        })
+    }
+
+    /// Closes a run with its counts.
+    pub async fn finish_run(&self, run: i64, c: &RunCounts) -> Result<()> {
+        let q =
+            "UPDATE ingest_runs SET status = 'finished', finished_at = $2, seen = $3, new = $4, \
+                 updated = $5, unchanged = $6, taken_down = $7, failed = $8, analysed = $9, \
+                 audio_seconds = $10 WHERE id = $1";
+        macro_rules! run {
+            ($p:expr) => {
+                sqlx::query(q)
+                    .bind(run)
+                    .bind(rows::now_ms())
+                    .bind(c.seen as i64)
+                    .bind(c.new as i64)
+                    .bind(c.updated as i64)
+                    .bind(c.unchanged as i64)
+                    .bind(c.taken_down as i64)
+                    .bind(c.failed as i64)
+                    .bind(c.analysed as i64)
+                    .bind(c.audio_seconds)
+                    .execute($p)
+                    .await?
+                    .rows_affected()
+            };
+        }
+        match self {
+            Catalog::Postgres(p) => run!(p),
+            Catalog::Sqlite(p) => run!(p),
+        };
+        Ok(())
+    }
+
+    /// A run by id.
+    pub async fn run(&self, run: i64) -> Result<Option<RunRow>> {
+        let q =
+            "SELECT id, input, status, started_at, finished_at, seen, new, updated, unchanged, \
+                 taken_down, failed, analysed, audio_seconds FROM ingest_runs WHERE id = $1";
+        Ok(match self {
+            Catalog::Postgres(p) => sqlx::query_as(q).bind(run).fetch_optional(p).await?,
+            Catalog::Sqlite(p) => sqlx::query_as(q).bind(run).fetch_optional(p).await?,
+        })
+    }
+
+    /// Records failed items of a run (one transaction). An item's earlier open errors are
+    /// superseded (marked resolved), so `motif errors` shows each item's latest failure.
+    pub async fn record_errors(&self, run: i64, errors: &[ItemError]) -> Result<()> {
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = errors
+            .iter()
+            .filter_map(|e| e.external_id.clone())
+            .collect();
+        self.resolve_errors(&ids).await?;
+        match self {
+            Catalog::Postgres(p) => postgres::record_errors(p, run, errors).await,
+            Catalog::Sqlite(p) => sqlite::record_errors(p, run, errors).await,
+        }
+    }
+
+    /// Marks the open errors of these external ids resolved (they went in this time).
+    pub async fn resolve_errors(&self, external_ids: &[String]) -> Result<()> {
+        if external_ids.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Catalog::Postgres(p) => postgres::resolve_errors(p, external_ids).await,
+            Catalog::Sqlite(p) => sqlite::resolve_errors(p, external_ids).await,
+        }
+    }
+
+    /// Open (unresolved) errors, newest first; `run` narrows to one run.
+    pub async fn open_errors(&self, run: Option<i64>, limit: i64) -> Result<Vec<ErrorRow>> {
+        let q = "SELECT id, run_id, external_id, source, line, kind, message, created_at \
+                 FROM ingest_errors WHERE resolved_at IS NULL AND ($1 IS NULL OR run_id = $1) \
+                 ORDER BY id DESC LIMIT $2";
+        Ok(match self {
+            Catalog::Postgres(p) => {
+                let q = "SELECT id, run_id, external_id, source, line, kind, message, created_at \
+                 FROM ingest_errors WHERE resolved_at IS NULL AND ($1::BIGINT IS NULL OR run_id = $1) \
+                 ORDER BY id DESC LIMIT $2";
+                sqlx::query_as(q).bind(run).bind(limit).fetch_all(p).await?
+            }
+            Catalog::Sqlite(p) => sqlx::query_as(q).bind(run).bind(limit).fetch_all(p).await?,
+        })
+    }
+
+    /// Counts of tracks by status: (active, taken down).
+    pub async fn track_counts(&self) -> Result<(i64, i64)> {
+        let q = "SELECT COALESCE(SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN status = 'taken_down' THEN 1 ELSE 0 END), 0) FROM tracks";
+        Ok(match self {
+            Catalog::Postgres(p) => {
+                let q = "SELECT COUNT(*) FILTER (WHERE status = 'active'), \
+                         COUNT(*) FILTER (WHERE status = 'taken_down') FROM tracks";
+                sqlx::query_as(q).fetch_one(p).await?
+            }
+            Catalog::Sqlite(p) => sqlx::query_as(q).fetch_one(p).await?,
+        })
+    }
+
+    /// Closes the pool (waits for connections to return).
+    pub async fn close(&self) {
+        match self {
+            Catalog::Postgres(p) => p.close().await,
+            Catalog::Sqlite(p) => p.close().await,
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The SQLite backend (the embedded default): WAL mode, one `BEGIN IMMEDIATE` transaction
+//! per batch with prepared statements inside (in-process, so a statement per row costs no
+//! round-trip), and lists passed as JSON arrays through `json_each`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
+
+use super::rows::{self, Change, ChangeRow, ItemError, TrackState, TrackWrite, WrittenTrack};
+use super::{CatalogError, Result, ATTRIBUTE_COLUMNS};
+
+fn options() -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(60))
+}
+
+pub(super) async fn open(path: &Path) -> Result<SqlitePool> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| CatalogError::Sql(sqlx::Error::Io(e)))?;
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options().filename(path).create_if_missing(true))
+        .await?;
+    sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+    Ok(pool)
+}
+
+pub(super) async fn open_memory() -> Result<SqlitePool> {
+    // Each connection to :memory: is its own database: keep exactly one.
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            options()
+                .in_memory(true)
+                .journal_mode(SqliteJournalMode::Memory),
+        )
+        .await?;
+    sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+    Ok(pool)
+}
+
+async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+    // IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+    // writes can fail with SQLITE_BUSY when another writer got in between.
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
+fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+pub(super) async fn states(pool: &SqlitePool, ids: &[String]) -> Result<Vec<TrackState>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(10_000) {
+        let mut rows: Vec<TrackState> = sqlx::query_as(
+            "SELECT t.id, t.external_id, t.content_hash, t.meta_hash, t.status, a.analyzer_version \
+             FROM tracks t LEFT JOIN analyses a ON a.track_id = t.id \
+             WHERE t.external_id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(json_list(chunk))
+        .fetch_all(pool)
+        .await?;
+        out.append(&mut rows);
+    }
+    Ok(out)
+}
+
+async fn next_seq(tx: &mut Transaction<'static, Sqlite>) -> Result<i64> {
+    let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(change_seq), 0) FROM tracks")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(max + 1)
+}
+
+static UPSERT_ANALYSIS: LazyLock<String> = LazyLock::new(|| {
+    let attrs = ATTRIBUTE_COLUMNS.join(", ");
+    let params: Vec<String> = (0..ATTRIBUTE_COLUMNS.len())
+        .map(|i| format!("${}", i + 12))
+        .collect();
+    let updates: Vec<String> = ATTRIBUTE_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO analyses (track_id, analyzer_version, features, embedding, embedding_space, \
+         sample_rate, channels, key, mode, camelot, analysed_at, {attrs}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, {params}) \
+         ON CONFLICT (track_id) DO UPDATE SET analyzer_version = excluded.analyzer_version, \
+         features = excluded.features, embedding = excluded.embedding, \
+         embedding_space = excluded.embedding_space, sample_rate = excluded.sample_rate, \
+         channels = excluded.channels, key = excluded.key, mode = excluded.mode, \
+         camelot = excluded.camelot, analysed_at = excluded.analysed_at, {updates}",
+        params = params.join(", "),
+        updates = updates.join(", "),
+    )
+});
+
+pub(super) async fn write_batch(
+    pool: &SqlitePool,
+    batch: &[TrackWrite],
+) -> Result<Vec<WrittenTrack>> {
+    let now = rows::now_ms();
+    let mut tx = begin_write(pool).await?;
+    let mut seq = next_seq(&mut tx).await?;
+    let mut written = Vec::with_capacity(batch.len());
+    let mut tag_ids: HashMap<String, i64> = HashMap::new();
+    for w in batch {
+        let m = &w.meta;
+        let row: WrittenTrack = sqlx::query_as(
+            "INSERT INTO tracks (external_id, title, artists, album, genre, release_date, \
+             release_year, isrc, duration_s, source, content_hash, codec, meta_hash, status, \
+             change_seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'active', $14, $15, $15) \
+             ON CONFLICT (external_id) DO UPDATE SET title = excluded.title, \
+             artists = excluded.artists, album = excluded.album, genre = excluded.genre, \
+             release_date = excluded.release_date, release_year = excluded.release_year, \
+             isrc = excluded.isrc, duration_s = COALESCE(excluded.duration_s, tracks.duration_s), \
+             source = excluded.source, content_hash = excluded.content_hash, \
+             codec = COALESCE(excluded.codec, tracks.codec), meta_hash = excluded.meta_hash, \
+             status = 'active', change_seq = excluded.change_seq, updated_at = excluded.updated_at \
+             RETURNING id, external_id, change_seq",
+        )
+        .bind(&m.external_id)
+        .bind(&m.title)
+        .bind(serde_json::to_string(&m.artists).unwrap_or_else(|_| "[]".into()))
+        .bind(&m.album)
+        .bind(&m.genre)
+        .bind(&m.release_date)
+        .bind(m.release_year)
+        .bind(&m.isrc)
+        .bind(w.analysis.as_ref().map(|a| a.duration_s))
+        .bind(&m.source)
+        .bind(&w.content_hash)
+        .bind(w.analysis.as_ref().map(|a| a.codec.clone()))
+        .bind(&w.meta_hash)
+        .bind(seq)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        seq += 1;
+
+        sqlx::query("DELETE FROM track_tags WHERE track_id = $1 AND source = 'catalog'")
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await?;
+        let mut links: BTreeMap<(String, &'static str), f64> = BTreeMap::new();
+        for t in &m.tags {
+            links.insert((t.clone(), "catalog"), 1.0);
+        }
+        if let Some(a) = &w.analysis {
+            let mut q = sqlx::query(AssertSqlSafe(UPSERT_ANALYSIS.as_str()))
+                .bind(row.id)
+                .bind(&a.analyzer_version)
+                .bind(rows::f32s_to_bytes(&a.features))
+                .bind(rows::f32s_to_bytes(&a.embedding))
+                .bind(&a.embedding_space)
+                .bind(a.sample_rate)
+                .bind(a.channels)
+                .bind(a.attributes.key.name())
+                .bind(a.attributes.mode.name())
+                .bind(&a.attributes.camelot)
+                .bind(now);
+            for v in rows::attribute_values(&a.attributes) {
+                q = q.bind(v);
+            }
+            q.execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM track_tags WHERE track_id = $1 AND source = 'analysis'")
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+            for t in &a.tags {
+                links.insert((t.name.clone(), "analysis"), t.score);
+            }
+        }
+        for ((tag, src), score) in links {
+            let tag_id = match tag_ids.get(&tag) {
+                Some(&id) => id,
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO tags (name, facet) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET facet = excluded.facet RETURNING id",
+                    )
+                    .bind(&tag)
+                    .bind(rows::facet_of(&tag))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tag_ids.insert(tag.clone(), id);
+                    id
+                }
+            };
+            sqlx::query(
+                "INSERT INTO track_tags (track_id, tag_id, score, source) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (track_id, tag_id, source) DO UPDATE SET score = excluded.score",
+            )
+            .bind(row.id)
+            .bind(tag_id)
+            .bind(score)
+            .bind(src)
+            .execute(&mut *tx)
+            .await?;
+        }
+        written.push(row);
+    }
+    tx.commit().await?;
+    Ok(written)
+}
+
+pub(super) async fn take_down(pool: &SqlitePool, ids: &[String]) -> Result<Vec<String>> {
+    let mut tx = begin_write(pool).await?;
+    let mut seq = next_seq(&mut tx).await?;
+    let now = rows::now_ms();
+    let mut down = Vec::new();
+    for id in ids {
+        let hit: Option<String> = sqlx::query_scalar(
+            "UPDATE tracks SET status = 'taken_down', change_seq = $2, updated_at = $3 \
+             WHERE external_id = $1 AND status = 'active' RETURNING external_id",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(h) = hit {
+            seq += 1;
+            down.push(h);
+        }
+    }
+    tx.commit().await?;
+    Ok(down)
+}
+
+pub(super) async fn changes_since(
+    pool: &SqlitePool,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Change>> {
+    let rows: Vec<ChangeRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {} FROM tracks t LEFT JOIN analyses a ON a.track_id = t.id \
+         WHERE t.change_seq > $1 ORDER BY t.change_seq LIMIT $2",
+        rows::CHANGE_COLUMNS
+    )))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let tag_rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT DISTINCT tt.track_id, g.name FROM track_tags tt JOIN tags g ON g.id = tt.tag_id \
+         WHERE tt.track_id IN (SELECT value FROM json_each($1)) ORDER BY 1, 2",
+    )
+    .bind(json_list(&ids))
+    .fetch_all(pool)
+    .await?;
+    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
+    for (id, name) in tag_rows {
+        tags.entry(id).or_default().push(name);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let t = tags.remove(&r.id).unwrap_or_default();
+            r.into_change(t)
+        })
+        .collect())
+}
+
+pub(super) async fn set_space(
+    pool: &SqlitePool,
+    n: &embeddings::Normalizer,
+    json: &str,
+    embeddings: &[(i64, Vec<f32>)],
+) -> Result<()> {
+    let mut tx = begin_write(pool).await?;
+    sqlx::query(
+        "INSERT INTO embedding_spaces (version, normalizer, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (version) DO UPDATE SET normalizer = excluded.normalizer",
+    )
+    .bind(&n.version)
+    .bind(json)
+    .bind(rows::now_ms())
+    .execute(&mut *tx)
+    .await?;
+    let mut seq = next_seq(&mut tx).await?;
+    for (id, e) in embeddings {
+        sqlx::query("UPDATE analyses SET embedding = $2, embedding_space = $3 WHERE track_id = $1")
+            .bind(id)
+            .bind(rows::f32s_to_bytes(e))
+            .bind(&n.version)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE tracks SET change_seq = $2 WHERE id = $1")
+            .bind(id)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        seq += 1;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn record_errors(pool: &SqlitePool, run: i64, errors: &[ItemError]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let now = rows::now_ms();
+    for e in errors {
+        sqlx::query(
+            "INSERT INTO ingest_errors (run_id, external_id, source, line, kind, message, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(run)
+        .bind(&e.external_id)
+        .bind(&e.source)
+        .bind(e.line)
+        .bind(&e.kind)
+        .bind(&e.message)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn resolve_errors(pool: &SqlitePool, ids: &[String]) -> Result<()> {
+    sqlx::query(
+        "UPDATE ingest_errors SET resolved_at = $2 WHERE resolved_at IS NULL \
+         AND external_id IN (SELECT value FROM json_each($1))",
+    )
+    .bind(json_list(ids))
+    .bind(rows::now_ms())
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The derived indexes of a data folder, kept in step with the store.
+//!
+//! `<data-dir>/vectors/` holds the HNSW index and `<data-dir>/text/` the tantivy index.
+//! Each records the store change sequence it reflects; [`DerivedIndexes::catch_up`] reads
+//! `changes_since(seq)` and applies them (a taken-down track becomes a tombstone at once).
+//! An index that is missing, unreadable or from another schema starts empty at sequence 0,
+//! so catching up rebuilds it from the store: the store is the only truth.
+
+use std::path::{Path, PathBuf};
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::text::{TextError, TextIndex};
+use crate::vectors::{HnswParams, VectorError, VectorIndex};
+
+/// Why the derived indexes could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum DerivedError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Vectors(#[from] VectorError),
+    #[error(transparent)]
+    Text(#[from] TextError),
+}
+
+type Result<T> = std::result::Result<T, DerivedError>;
+
+/// Changes read from the store per round trip while catching up.
+const PAGE: i64 = 20_000;
+
+/// What opening and catching up did, for the run summary.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CatchUp {
+    /// Changes applied.
+    pub applied: u64,
+    /// The change sequence both indexes now reflect.
+    pub seq: i64,
+    /// Indexes that could not be loaded and were rebuilt from the store, with why.
+    pub rebuilt: Vec<String>,
+}
+
+/// The HNSW and tantivy indexes of one data folder.
+pub struct DerivedIndexes {
+    dir: PathBuf,
+    pub vectors: VectorIndex,
+    pub text: TextIndex,
+    rebuilt: Vec<String>,
+}
+
+impl DerivedIndexes {
+    /// Opens the indexes under `data_dir` (creating it), falling back to empty ones where
+    /// they are missing or unreadable. `dim` is the embedding dimension.
+    pub fn open(data_dir: &Path, dim: usize, params: HnswParams) -> Result<DerivedIndexes> {
+        let vec_dir = data_dir.join("vectors");
+        let mut rebuilt = Vec::new();
+        let vectors = match VectorIndex::load(&vec_dir) {
+            Ok(v) if v.dim() == dim => v,
+            Ok(v) => {
+                rebuilt.push(format!("vectors: dimension {} != {dim}", v.dim()));
+                VectorIndex::new(dim, params, 0)?
+            }
+            Err(e) => {
+                if vec_dir.exists() {
+                    rebuilt.push(format!("vectors: {e}"));
+                }
+                VectorIndex::new(dim, params, 0)?
+            }
+        };
+        let text_dir = data_dir.join("text");
+        let text = match TextIndex::open_or_create(&text_dir) {
+            Ok(t) => t,
+            Err(e) => {
+                rebuilt.push(format!("text: {e}"));
+                let _ = std::fs::remove_dir_all(&text_dir);
+                TextIndex::open_or_create(&text_dir)?
+            }
+        };
+        Ok(DerivedIndexes {
+            dir: data_dir.to_path_buf(),
+            vectors,
+            text,
+            rebuilt,
+        })
+    }
+
+    /// Empties both indexes (sequence 0), so that the next catch-up rebuilds them from the
+    /// store: tombstones are compacted away and the graph is built afresh.
+    pub fn reset(&mut self, params: HnswParams) -> Result<()> {
+        self.vectors = VectorIndex::new(self.vectors.dim(), params, 0)?;
+        self.text.clear()?;
+        self.text.commit(0)?;
+        Ok(())
+    }
+
+    /// Applies every store change after the indexes' sequences, then saves both.
+    pub async fn catch_up(&mut self, catalog: &Catalog) -> Result<CatchUp> {
+        let mut report = CatchUp {
+            rebuilt: std::mem::take(&mut self.rebuilt),
+            ..CatchUp::default()
+        };
+        // Each index follows from its own sequence; reading from the lower one and
+        // skipping what an index already has keeps them independent.
+        // An index ahead of the store belongs to another (or a restored) database: start
+        // over rather than serve tracks the store does not have.
+        let store_seq = catalog.max_seq().await?;
+        if self.vectors.seq() > store_seq || self.text.seq() > store_seq {
+            report.rebuilt.push(format!(
+                "indexes at sequence {} / {} but the store is at {store_seq}",
+                self.vectors.seq(),
+                self.text.seq()
+            ));
+            self.reset(self.vectors.params())?;
+        }
+        let (vseq, tseq) = (self.vectors.seq(), self.text.seq());
+        let mut after = vseq.min(tseq);
+        let (mut vdirty, mut tdirty) = (false, false);
+        loop {
+            let changes = catalog.changes_since(after, PAGE).await?;
+            let Some(last) = changes.last().map(|c| c.seq) else {
+                break;
+            };
+            let mut ups = Vec::new();
+            for c in changes.iter().filter(|c| c.seq > vseq) {
+                match (&c.embedding, c.active) {
+                    (Some(e), true) => ups.push((c.id, e.clone())),
+                    _ => {
+                        self.vectors.remove(c.id);
+                    }
+                }
+            }
+            if !ups.is_empty() {
+                self.vectors.upsert(&ups)?;
+            }
+            vdirty |= changes.iter().any(|c| c.seq > vseq);
+            let text_changes: Vec<_> = changes.iter().filter(|c| c.seq > tseq).cloned().collect();
+            if !text_changes.is_empty() {
+                self.text.apply(&text_changes)?;
+                tdirty = true;
+            }
+            report.applied += changes.len() as u64;
+            after = last;
+        }
+        let seq = after.max(vseq).max(tseq);
+        if tdirty || self.text.seq() != seq {
+            self.text.commit(seq)?;
+        }
+        if vdirty || self.vectors.seq() != seq || !self.dir.join("vectors").exists() {
+            self.vectors.set_seq(seq);
+            self.vectors.save(&self.dir.join("vectors"))?;
+        }
+        report.seq = seq;
+        Ok(report)
+    }
+
+    /// Releases the text index writer (waiting for merges) so another process can write.
+    pub fn close(&mut self) -> Result<()> {
+        self.text.close_writer()?;
+        Ok(())
+    }
+}

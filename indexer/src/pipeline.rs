@@ -1,0 +1,493 @@
+//! The ingestion pipeline: input -> plan (hash, compare with the store) -> analyse in
+//! parallel -> batched writes -> derived index catch-up.
+//!
+//! - **Idempotent**: an item whose content hash, analyser version and metadata match the
+//!   store is `unchanged` and writes nothing; changed metadata alone is a metadata-only
+//!   write; changed audio is re-analysed.
+//! - **Crash-safe**: every batch is one transaction and the indexes catch up from the
+//!   store's change sequence, so after `kill -9` the same command converges to the state
+//!   of an uninterrupted run.
+//! - **One bad file never stops a run**: every analysis runs behind a panic boundary with
+//!   the analyser's size and duration limits; failures become error rows (kind, message)
+//!   and are retried whenever the item is delivered again.
+//! - **One run at a time per store**: a second run waits for the first (see
+//!   [`Catalog::lock_runs`]), then finds the work done.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use embeddings::{AnalysisConfig, Normalizer};
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+
+use crate::catalog::{
+    AnalysisRow, Catalog, CatalogError, ItemError, RunCounts, TrackMeta, TrackState, TrackWrite,
+};
+use crate::derived::{CatchUp, DerivedError, DerivedIndexes};
+use crate::source::{self, InputError, Item};
+use crate::vectors::HnswParams;
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Re-analyse tracks whose stored analysis came from another analyser version.
+    pub reanalyze: bool,
+    /// Analysis threads (at least 1).
+    pub jobs: usize,
+    /// Tracks per store transaction.
+    pub batch_size: usize,
+    /// Limits applied to every file.
+    pub analysis: AnalysisConfig,
+    /// Parameters for a newly built vector index.
+    pub hnsw: HnswParams,
+    /// Progress display (hidden by default).
+    pub progress: ProgressBar,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            reanalyze: false,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            batch_size: 256,
+            analysis: AnalysisConfig::default(),
+            hnsw: HnswParams::default(),
+            progress: ProgressBar::hidden(),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub run_id: i64,
+    pub backend: &'static str,
+    pub input: String,
+    #[serde(flatten)]
+    pub counts: RunCounts,
+    /// Tracks whose analysis is from an older analyser version and was kept (pass
+    /// `--reanalyze` to redo them).
+    pub stale: u64,
+    pub errors: Vec<ItemErrorJson>,
+    pub elapsed_s: f64,
+    /// Analysed audio seconds per wall-clock second.
+    pub x_realtime: f64,
+    /// The same, per analysis thread.
+    pub x_realtime_per_core: f64,
+    pub jobs: usize,
+    pub index: CatchUp,
+    /// Active tracks in the vector and text indexes after the run.
+    pub indexed_vectors: usize,
+    pub indexed_text: u64,
+}
+
+/// An item error as the summary reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ItemErrorJson {
+    pub external_id: Option<String>,
+    pub source: Option<String>,
+    pub line: Option<i64>,
+    pub kind: String,
+    pub message: String,
+}
+
+impl From<&ItemError> for ItemErrorJson {
+    fn from(e: &ItemError) -> Self {
+        ItemErrorJson {
+            external_id: e.external_id.clone(),
+            source: e.source.clone(),
+            line: e.line,
+            kind: e.kind.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// Why a run stopped (per-item problems never stop it).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("derived indexes: {0}")]
+    Derived(#[from] DerivedError),
+    #[error("analysis workers: {0}")]
+    Workers(String),
+}
+
+type Result<T> = std::result::Result<T, PipelineError>;
+
+/// What to do with one upsert after comparing it with the store.
+enum Plan {
+    Unchanged,
+    /// Stored analysis from another analyser version, kept (no `--reanalyze`).
+    Stale,
+    Write(TrackWrite),
+    Analyse {
+        meta: TrackMeta,
+        path: PathBuf,
+        hash: String,
+    },
+    Failed(ItemError),
+}
+
+/// Runs one ingest of `input` (a directory, an audio file or a JSONL manifest) into
+/// `catalog`, then brings the indexes in `data_dir` up to date.
+pub async fn run(
+    catalog: &Catalog,
+    data_dir: &Path,
+    input: &Path,
+    opts: &Options,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let input = source::read_input(input)?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| PipelineError::Input(InputError::Io(data_dir.to_path_buf(), e)))?;
+    let lock = catalog.lock_runs(&data_dir.join("motif.lock")).await?;
+    let outcome = run_locked(catalog, data_dir, input, opts, started).await;
+    lock.release().await?;
+    outcome
+}
+
+async fn run_locked(
+    catalog: &Catalog,
+    data_dir: &Path,
+    input: source::Input,
+    opts: &Options,
+    started: Instant,
+) -> Result<Summary> {
+    let run_id = catalog.start_run(&input.describe).await?;
+    let mut counts = RunCounts {
+        seen: (input.items.len() + input.errors.len()) as u64,
+        failed: input.errors.len() as u64,
+        ..RunCounts::default()
+    };
+    let mut errors: Vec<ItemError> = input.errors;
+    let mut succeeded: Vec<String> = Vec::new();
+
+    // The last operation on an external id wins.
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (i, item) in input.items.iter().enumerate() {
+        last.insert(item.external_id(), i);
+    }
+    let items: Vec<&Item> = input
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(i, it)| last.get(it.external_id()) == Some(i))
+        .map(|(_, it)| it)
+        .collect();
+    counts.unchanged += (input.items.len() - items.len()) as u64;
+
+    // Takedowns.
+    let deletes: Vec<String> = items
+        .iter()
+        .filter_map(|it| match it {
+            Item::Delete { external_id } => Some(external_id.clone()),
+            Item::Upsert { .. } => None,
+        })
+        .collect();
+    for chunk in deletes.chunks(opts.batch_size.max(1)) {
+        let down = catalog.take_down(chunk).await?;
+        counts.taken_down += down.len() as u64;
+        counts.unchanged += (chunk.len() - down.len()) as u64;
+    }
+    succeeded.extend(deletes);
+
+    // Plan the upserts: compare with the store, hashing files in parallel.
+    let upserts: Vec<(TrackMeta, PathBuf)> = items
+        .iter()
+        .filter_map(|it| match it {
+            Item::Upsert { meta, path } => Some((meta.clone(), path.clone())),
+            Item::Delete { .. } => None,
+        })
+        .collect();
+    let ids: Vec<String> = upserts.iter().map(|(m, _)| m.external_id.clone()).collect();
+    let states = catalog.states(&ids).await?;
+    let existing: std::collections::HashSet<String> = states.keys().cloned().collect();
+    let space = catalog.current_space().await?;
+    opts.progress.set_message("hashing");
+    let root = input.root.clone();
+    let reanalyze = opts.reanalyze;
+    let plans: Vec<Plan> = tokio::task::spawn_blocking(move || {
+        upserts
+            .into_par_iter()
+            .map(|(meta, path)| {
+                let state = states.get(&meta.external_id);
+                plan(meta, path, &root, state, reanalyze)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| PipelineError::Workers(e.to_string()))?;
+
+    let mut writes: Vec<TrackWrite> = Vec::new();
+    let mut work: Vec<(TrackMeta, PathBuf, String)> = Vec::new();
+    let mut stale = 0u64;
+    for p in plans {
+        match p {
+            Plan::Unchanged => {
+                counts.unchanged += 1;
+            }
+            Plan::Stale => {
+                counts.unchanged += 1;
+                stale += 1;
+            }
+            Plan::Write(w) => writes.push(w),
+            Plan::Analyse { meta, path, hash } => work.push((meta, path, hash)),
+            Plan::Failed(e) => {
+                counts.failed += 1;
+                errors.push(e);
+            }
+        }
+    }
+    let tally = |ext: &str, counts: &mut RunCounts| {
+        if existing.contains(ext) {
+            counts.updated += 1;
+        } else {
+            counts.new += 1;
+        }
+    };
+    for chunk in writes.chunks(opts.batch_size.max(1)) {
+        catalog.write_batch(chunk).await?;
+        for w in chunk {
+            tally(&w.meta.external_id, &mut counts);
+            succeeded.push(w.meta.external_id.clone());
+        }
+    }
+
+    // Analyse in parallel; results stream through a bounded channel into batched writes.
+    opts.progress.set_length(work.len() as u64);
+    opts.progress.set_position(0);
+    opts.progress.set_message("analysing");
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(
+        TrackMeta,
+        String,
+        std::result::Result<AnalysisRow, ItemError>,
+    )>(opts.batch_size.max(1) * 2);
+    let jobs = opts.jobs.max(1);
+    let config = opts.analysis.clone();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .thread_name(|i| format!("motif-analyse-{i}"))
+        .build()
+        .map_err(|e| PipelineError::Workers(e.to_string()))?;
+    let workers = std::thread::spawn(move || {
+        pool.install(|| {
+            work.into_par_iter()
+                .for_each_with(tx, |tx, (meta, path, hash)| {
+                    let result = analyse_one(&meta, &path, &config, space.as_ref());
+                    // A closed channel means the writer stopped on a store error: drop the rest.
+                    let _ = tx.blocking_send((meta, hash, result));
+                });
+        });
+    });
+    let mut batch: Vec<TrackWrite> = Vec::new();
+    let mut last_flush = Instant::now();
+    let mut write_error: Option<CatalogError> = None;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+        let done = matches!(next, Ok(None));
+        if let Ok(Some((meta, hash, result))) = next {
+            opts.progress.inc(1);
+            match result {
+                Ok(analysis) => {
+                    counts.analysed += 1;
+                    counts.audio_seconds += analysis.duration_s;
+                    let secs = started.elapsed().as_secs_f64().max(1e-9);
+                    opts.progress
+                        .set_message(format!("{:.0}x realtime", counts.audio_seconds / secs));
+                    batch.push(TrackWrite {
+                        meta_hash: meta.fingerprint(),
+                        meta,
+                        content_hash: hash,
+                        analysis: Some(analysis),
+                    });
+                }
+                Err(e) => {
+                    counts.failed += 1;
+                    errors.push(e);
+                }
+            }
+        }
+        let due = !batch.is_empty()
+            && (done
+                || batch.len() >= opts.batch_size
+                || last_flush.elapsed() >= Duration::from_secs(2));
+        if due {
+            match catalog.write_batch(&batch).await {
+                Ok(_) => {
+                    for w in batch.drain(..) {
+                        tally(&w.meta.external_id, &mut counts);
+                        succeeded.push(w.meta.external_id);
+                    }
+                }
+                Err(e) => {
+                    write_error = Some(e);
+                    break;
+                }
+            }
+            last_flush = Instant::now();
+        }
+        if done {
+            break;
+        }
+    }
+    drop(rx);
+    workers
+        .join()
+        .map_err(|_| PipelineError::Workers("an analysis thread panicked".into()))?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    opts.progress.finish_and_clear();
+
+    catalog.resolve_errors(&succeeded).await?;
+    catalog.record_errors(run_id, &errors).await?;
+
+    // Bring the derived indexes up to the store.
+    let mut indexes = DerivedIndexes::open(data_dir, embeddings::features::FEATURE_DIM, opts.hnsw)?;
+    let index = indexes.catch_up(catalog).await?;
+    indexes.close()?;
+    catalog.finish_run(run_id, &counts).await?;
+
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let x_realtime = counts.audio_seconds / elapsed_s.max(1e-9);
+    Ok(Summary {
+        run_id,
+        backend: catalog.backend(),
+        input: input.describe,
+        stale,
+        errors: errors.iter().map(ItemErrorJson::from).collect(),
+        elapsed_s,
+        x_realtime,
+        x_realtime_per_core: x_realtime / jobs as f64,
+        jobs,
+        indexed_vectors: indexes.vectors.len(),
+        indexed_text: indexes.text.len(),
+        index,
+        counts,
+    })
+}
+
+/// Decides what an upsert needs: checks the path stays inside the root, hashes the file
+/// and compares with the stored state.
+fn plan(
+    meta: TrackMeta,
+    path: PathBuf,
+    root: &Path,
+    state: Option<&TrackState>,
+    reanalyze: bool,
+) -> Plan {
+    let fail = |kind: &str, message: String| {
+        Plan::Failed(ItemError {
+            external_id: Some(meta.external_id.clone()),
+            source: Some(meta.source.clone()),
+            line: None,
+            kind: kind.into(),
+            message,
+        })
+    };
+    let real = match path.canonicalize() {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return fail("missing", format!("{}: no such file", path.display()))
+        }
+        Err(e) => return fail("io", format!("{}: {e}", path.display())),
+    };
+    if !real.starts_with(root) {
+        return fail(
+            "outside_root",
+            format!(
+                "{} resolves to {}, outside the input root {}",
+                path.display(),
+                real.display(),
+                root.display()
+            ),
+        );
+    }
+    if !real.is_file() {
+        return fail("io", format!("{}: not a regular file", path.display()));
+    }
+    let hash = match hash_file(&real) {
+        Ok(h) => h,
+        Err(e) => return fail("io", format!("{}: {e}", path.display())),
+    };
+    let meta_hash = meta.fingerprint();
+    let Some(s) = state else {
+        return Plan::Analyse {
+            meta,
+            path: real,
+            hash,
+        };
+    };
+    let same_audio = s.content_hash == hash && s.analyzer_version.is_some();
+    let current = s.analyzer_version.as_deref() == Some(embeddings::ANALYZER_VERSION);
+    if !same_audio || (reanalyze && !current) {
+        return Plan::Analyse {
+            meta,
+            path: real,
+            hash,
+        };
+    }
+    if s.meta_hash == meta_hash && s.status == "active" {
+        return if current {
+            Plan::Unchanged
+        } else {
+            Plan::Stale
+        };
+    }
+    Plan::Write(TrackWrite {
+        meta,
+        meta_hash,
+        content_hash: hash,
+        analysis: None,
+    })
+}
+
+/// blake3 of a file's bytes, hex.
+pub fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// Analyses one file behind a panic boundary.
+fn analyse_one(
+    meta: &TrackMeta,
+    path: &Path,
+    config: &AnalysisConfig,
+    space: Option<&Normalizer>,
+) -> std::result::Result<AnalysisRow, ItemError> {
+    let err = |kind: &str, message: String| ItemError {
+        external_id: Some(meta.external_id.clone()),
+        source: Some(meta.source.clone()),
+        line: None,
+        kind: kind.into(),
+        message,
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| embeddings::analyze(path, config))) {
+        Ok(Ok(a)) => Ok(AnalysisRow::from_analysis(a, space)),
+        Ok(Err(e)) => Err(err(e.kind.as_str(), e.message)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(err("internal", format!("analyser panicked: {what}")))
+        }
+    }
+}

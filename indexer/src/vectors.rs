@@ -1,0 +1,462 @@
+//! The vector index: an HNSW graph (hnsw_rs, cosine as `1 - dot` over unit vectors) plus
+//! the bookkeeping hnsw_rs lacks: it cannot delete or update a point, so every version of
+//! a track's embedding is a new point, and a point is live only while it is its track's
+//! newest and the track is not taken down. Dead points (tombstones) are filtered out of
+//! every answer at once and dropped by a rebuild.
+//!
+//! On disk (a directory): hnsw_rs's own dump (`hnsw.hnsw.graph`, `hnsw.hnsw.data`),
+//! `points.bin` (the track id of each point, -1 when dead, little-endian i64) and
+//! `meta.json` (parameters and the change sequence the index reflects). A save writes a
+//! fresh directory and renames it over the old one, so a crash leaves one or the other.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use hnsw_rs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// HNSW construction and search parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HnswParams {
+    /// Links per node (hnsw_rs's `max_nb_connection`; must be 2..=256).
+    pub m: usize,
+    /// Candidate list size while inserting.
+    pub ef_construction: usize,
+    /// Candidate list size while searching (raised to `k` when smaller).
+    pub ef_search: usize,
+}
+
+impl Default for HnswParams {
+    /// M = 16, ef_construction = 200 (the reference point), ef_search = 128: the
+    /// recall/latency trade-off measured by `motif bench-index` (docs/MEASUREMENTS.md).
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 128,
+        }
+    }
+}
+
+/// Why the vector index cannot be built, loaded or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum VectorError {
+    #[error("HNSW parameter out of range: {0}")]
+    Params(String),
+    #[error("vector of dimension {got} in an index of dimension {want}")]
+    Dimension { got: usize, want: usize },
+    #[error("vector index files in {dir}: {message}")]
+    Files { dir: PathBuf, message: String },
+}
+
+type Result<T> = std::result::Result<T, VectorError>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Meta {
+    format: u32,
+    dim: usize,
+    params: HnswParams,
+    seq: i64,
+    points: usize,
+}
+
+/// An in-memory HNSW index over track embeddings, with tombstones.
+pub struct VectorIndex {
+    dim: usize,
+    params: HnswParams,
+    hnsw: Hnsw<'static, f32, DistDot>,
+    /// Track id of each point (the point's hnsw data id is its position); -1 once dead.
+    points: Vec<i64>,
+    /// Each point's vector, flat (`dim` floats per point): exact search reads these.
+    vectors: Vec<f32>,
+    /// Track id -> its live point.
+    live: HashMap<i64, usize>,
+    /// The store change sequence this index reflects.
+    seq: i64,
+}
+
+fn check_params(p: &HnswParams) -> Result<()> {
+    // hnsw_rs exits the process on some bad values instead of returning an error.
+    if !(2..=256).contains(&p.m) {
+        return Err(VectorError::Params(format!("m = {} (2..=256)", p.m)));
+    }
+    if p.ef_construction < p.m || p.ef_construction > 4096 {
+        return Err(VectorError::Params(format!(
+            "ef_construction = {} (m..=4096)",
+            p.ef_construction
+        )));
+    }
+    if p.ef_search == 0 || p.ef_search > 4096 {
+        return Err(VectorError::Params(format!(
+            "ef_search = {} (1..=4096)",
+            p.ef_search
+        )));
+    }
+    Ok(())
+}
+
+fn new_hnsw(params: &HnswParams, capacity: usize) -> Hnsw<'static, f32, DistDot> {
+    let max_layer = 16;
+    Hnsw::new(
+        params.m,
+        capacity.max(1_000),
+        max_layer,
+        params.ef_construction,
+        DistDot {},
+    )
+}
+
+impl VectorIndex {
+    /// An empty index for `dim`-dimensional unit vectors, sized for about `capacity`.
+    pub fn new(dim: usize, params: HnswParams, capacity: usize) -> Result<VectorIndex> {
+        check_params(&params)?;
+        Ok(VectorIndex {
+            dim,
+            params,
+            hnsw: new_hnsw(&params, capacity),
+            points: Vec::new(),
+            vectors: Vec::new(),
+            live: HashMap::new(),
+            seq: 0,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
+    /// The store change sequence this index reflects.
+    pub fn seq(&self) -> i64 {
+        self.seq
+    }
+
+    pub fn set_seq(&mut self, seq: i64) {
+        self.seq = seq;
+    }
+
+    /// Live tracks.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Dead points still in the graph (a rebuild drops them).
+    pub fn tombstones(&self) -> usize {
+        self.points.len() - self.live.len()
+    }
+
+    /// Whether a track is in the index and live.
+    pub fn contains(&self, track: i64) -> bool {
+        self.live.contains_key(&track)
+    }
+
+    /// Live track ids (unordered).
+    pub fn track_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.live.keys().copied()
+    }
+
+    /// A live track's vector.
+    pub fn vector(&self, track: i64) -> Option<&[f32]> {
+        let p = *self.live.get(&track)?;
+        Some(&self.vectors[p * self.dim..(p + 1) * self.dim])
+    }
+
+    /// Adds or replaces tracks' vectors; inserts run in parallel on all cores.
+    pub fn upsert(&mut self, items: &[(i64, Vec<f32>)]) -> Result<()> {
+        if let Some((_, v)) = items.iter().find(|(_, v)| v.len() != self.dim) {
+            return Err(VectorError::Dimension {
+                got: v.len(),
+                want: self.dim,
+            });
+        }
+        // Last write wins within one call.
+        let mut latest: HashMap<i64, usize> = HashMap::with_capacity(items.len());
+        for (i, (track, _)) in items.iter().enumerate() {
+            latest.insert(*track, i);
+        }
+        let mut order: Vec<usize> = latest.into_values().collect();
+        order.sort_unstable();
+        let first = self.points.len();
+        self.vectors.reserve(order.len() * self.dim);
+        for (n, &i) in order.iter().enumerate() {
+            let (track, v) = &items[i];
+            if let Some(old) = self.live.insert(*track, first + n) {
+                self.points[old] = -1;
+            }
+            self.points.push(*track);
+            self.vectors.extend_from_slice(v);
+        }
+        let batch: Vec<(&[f32], usize)> = (first..self.points.len())
+            .map(|p| (&self.vectors[p * self.dim..(p + 1) * self.dim], p))
+            .collect();
+        self.hnsw.parallel_insert_slice(&batch);
+        Ok(())
+    }
+
+    /// Tombstones a track: it leaves every answer now; its point leaves the graph at the
+    /// next rebuild. Returns whether it was live.
+    pub fn remove(&mut self, track: i64) -> bool {
+        match self.live.remove(&track) {
+            Some(p) => {
+                self.points[p] = -1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The `k` live tracks nearest to `query` (cosine similarity, highest first) that pass
+    /// `allow`. Approximate (HNSW) unless `exact`; a filtered HNSW answer is post-checked,
+    /// so a result never violates the filter.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        allow: Option<&(dyn Fn(i64) -> bool + Sync)>,
+    ) -> Vec<(i64, f32)> {
+        if k == 0 || self.live.is_empty() || query.len() != self.dim {
+            return Vec::new();
+        }
+        let ef = self.params.ef_search.max(k);
+        let points = &self.points;
+        let keep = |p: usize| -> bool {
+            let t = points.get(p).copied().unwrap_or(-1);
+            t >= 0 && allow.is_none_or(|f| f(t))
+        };
+        struct Filter<'a>(&'a dyn Fn(usize) -> bool);
+        impl FilterT for Filter<'_> {
+            fn hnsw_filter(&self, id: &DataId) -> bool {
+                (self.0)(*id)
+            }
+        }
+        let neighbours = if allow.is_none() && self.tombstones() == 0 {
+            self.hnsw.search(query, k, ef)
+        } else {
+            self.hnsw.search_filter(query, k, ef, Some(&Filter(&keep)))
+        };
+        let mut out: Vec<(i64, f32)> = neighbours
+            .into_iter()
+            .filter(|n| keep(n.d_id))
+            .map(|n| (self.points[n.d_id], 1.0 - n.distance))
+            .collect();
+        out.truncate(k);
+        out
+    }
+
+    /// Exact nearest neighbours among live tracks that pass `allow` (a scan of every
+    /// vector): the ground truth for recall, and the right plan for narrow filters.
+    pub fn search_exact(
+        &self,
+        query: &[f32],
+        k: usize,
+        allow: Option<&(dyn Fn(i64) -> bool + Sync)>,
+    ) -> Vec<(i64, f32)> {
+        if k == 0 || query.len() != self.dim {
+            return Vec::new();
+        }
+        let mut best: Vec<(i64, f32)> = Vec::with_capacity(k + 1);
+        for (&track, &p) in &self.live {
+            if allow.is_some_and(|f| !f(track)) {
+                continue;
+            }
+            let v = &self.vectors[p * self.dim..(p + 1) * self.dim];
+            let s: f32 = v.iter().zip(query).map(|(a, b)| a * b).sum();
+            if best.len() < k || s > best[best.len() - 1].1 {
+                let at = best.partition_point(|&(t, b)| b > s || (b == s && t < track));
+                best.insert(at, (track, s));
+                best.truncate(k);
+            }
+        }
+        best
+    }
+
+    /// Writes the index into `dir` (replacing what is there) atomically: a fresh sibling
+    /// directory is written, then renamed over `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let err = |message: String| VectorError::Files {
+            dir: dir.to_path_buf(),
+            message,
+        };
+        let tmp = dir.with_extension("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| err(format!("create {}: {e}", tmp.display())))?;
+        if !self.points.is_empty() {
+            self.hnsw
+                .file_dump(&tmp, "hnsw")
+                .map_err(|e| err(format!("dump: {e}")))?;
+        }
+        let ids: Vec<u8> = self.points.iter().flat_map(|t| t.to_le_bytes()).collect();
+        std::fs::write(tmp.join("points.bin"), ids).map_err(|e| err(format!("points: {e}")))?;
+        let meta = Meta {
+            format: 1,
+            dim: self.dim,
+            params: self.params,
+            seq: self.seq,
+            points: self.points.len(),
+        };
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| err(e.to_string()))?;
+        std::fs::write(tmp.join("meta.json"), json).map_err(|e| err(format!("meta: {e}")))?;
+        for f in std::fs::read_dir(&tmp)
+            .map_err(|e| err(e.to_string()))?
+            .flatten()
+        {
+            if let Ok(file) = std::fs::File::open(f.path()) {
+                let _ = file.sync_all();
+            }
+        }
+        let old = dir.with_extension("old");
+        let _ = std::fs::remove_dir_all(&old);
+        if dir.exists() {
+            std::fs::rename(dir, &old).map_err(|e| err(format!("rename: {e}")))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| err(format!("rename: {e}")))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    }
+
+    /// Loads an index saved by [`save`](Self::save). Any missing or inconsistent part is
+    /// an error: the caller rebuilds from the store.
+    pub fn load(dir: &Path) -> Result<VectorIndex> {
+        let err = |message: String| VectorError::Files {
+            dir: dir.to_path_buf(),
+            message,
+        };
+        let meta: Meta = serde_json::from_slice(
+            &std::fs::read(dir.join("meta.json")).map_err(|e| err(format!("meta.json: {e}")))?,
+        )
+        .map_err(|e| err(format!("meta.json: {e}")))?;
+        check_params(&meta.params)?;
+        let raw = std::fs::read(dir.join("points.bin")).map_err(|e| err(format!("points: {e}")))?;
+        if raw.len() != meta.points * 8 {
+            return Err(err("points.bin does not match meta.json".into()));
+        }
+        let points: Vec<i64> = raw
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
+            .collect();
+        let mut index = VectorIndex::new(meta.dim, meta.params, meta.points)?;
+        index.seq = meta.seq;
+        if points.is_empty() {
+            return Ok(index);
+        }
+        let dir_abs = std::path::absolute(dir).map_err(|e| err(e.to_string()))?;
+        // The loaded graph borrows its loader for its whole life; one small loader per
+        // load is leaked on purpose (loads happen at start-up and after a run).
+        let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dir_abs, "hnsw")));
+        let hnsw: Hnsw<'static, f32, DistDot> =
+            io.load_hnsw().map_err(|e| err(format!("HNSW dump: {e}")))?;
+        if hnsw.get_nb_point() != points.len() {
+            return Err(err(format!(
+                "graph has {} points, points.bin {}",
+                hnsw.get_nb_point(),
+                points.len()
+            )));
+        }
+        let mut vectors = vec![0f32; points.len() * meta.dim];
+        for p in hnsw.get_point_indexation() {
+            let id = p.get_origin_id();
+            let v = p.get_v();
+            if id >= points.len() || v.len() != meta.dim {
+                return Err(err("graph point out of range".into()));
+            }
+            vectors[id * meta.dim..(id + 1) * meta.dim].copy_from_slice(v);
+        }
+        index.live = points
+            .iter()
+            .enumerate()
+            .filter(|(_, &t)| t >= 0)
+            .map(|(p, &t)| (t, p))
+            .collect();
+        index.hnsw = hnsw;
+        index.points = points;
+        index.vectors = vectors;
+        Ok(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(seed: u64, dim: usize) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut v: Vec<f32> = (0..dim)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        embeddings::embedding::l2_normalise(&mut v);
+        v
+    }
+
+    #[test]
+    fn search_finds_itself_and_tombstones_vanish_at_once() {
+        let mut idx = VectorIndex::new(16, HnswParams::default(), 100).unwrap();
+        let items: Vec<(i64, Vec<f32>)> = (0..300).map(|i| (i, unit(i as u64, 16))).collect();
+        idx.upsert(&items).unwrap();
+        for (t, v) in items.iter().take(20) {
+            assert_eq!(idx.search(v, 1, None)[0].0, *t);
+        }
+        assert!(idx.remove(5));
+        assert!(!idx.remove(5));
+        let hits = idx.search(&items[5].1, 10, None);
+        assert!(hits.iter().all(|(t, _)| *t != 5));
+        assert_eq!(idx.len(), 299);
+        assert_eq!(idx.tombstones(), 1);
+        // An update supersedes the old point.
+        idx.upsert(&[(7, unit(999, 16))]).unwrap();
+        assert_eq!(idx.search(&unit(999, 16), 1, None)[0].0, 7);
+        assert_eq!(idx.len(), 299);
+        assert_eq!(idx.tombstones(), 2);
+        // Filters are exact.
+        let even = |t: i64| t % 2 == 0;
+        let hits = idx.search(&items[3].1, 10, Some(&even));
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|(t, _)| t % 2 == 0));
+        let exact = idx.search_exact(&items[3].1, 10, Some(&even));
+        assert!(exact.iter().all(|(t, _)| t % 2 == 0));
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = std::env::temp_dir().join(format!("motif-vec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut idx = VectorIndex::new(8, HnswParams::default(), 10).unwrap();
+        idx.save(&dir).unwrap();
+        assert!(VectorIndex::load(&dir).unwrap().is_empty());
+        let items: Vec<(i64, Vec<f32>)> = (0..50).map(|i| (i * 3, unit(i as u64, 8))).collect();
+        idx.upsert(&items).unwrap();
+        idx.remove(3);
+        idx.set_seq(42);
+        idx.save(&dir).unwrap();
+        let back = VectorIndex::load(&dir).unwrap();
+        assert_eq!(back.seq(), 42);
+        assert_eq!(back.len(), 49);
+        assert!(!back.contains(3));
+        assert_eq!(back.vector(6), idx.vector(6));
+        assert_eq!(back.search(&items[10].1, 1, None)[0].0, 30);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_parameters_are_errors_not_exits() {
+        let p = HnswParams {
+            m: 300,
+            ..HnswParams::default()
+        };
+        assert!(matches!(
+            VectorIndex::new(8, p, 10),
+            Err(VectorError::Params(_))
+        ));
+    }
+}

@@ -1,0 +1,140 @@
+//! `motif index INPUT`: ingest a directory or a JSONL manifest.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use embeddings::AnalysisConfig;
+use indexer::pipeline::{self, Options, Summary};
+use indexer::vectors::HnswParams;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::store::{self, StoreArgs};
+
+pub const LONG_ABOUT: &str = "Ingest audio into the catalogue and bring the HNSW and text \
+indexes up to date.
+
+INPUT is a directory (scanned recursively; metadata from the files' tags, or the file name; \
+external id `file:<path relative to INPUT>`), a single audio file, or a JSONL manifest (one \
+{\"op\": \"upsert\"|\"delete\", \"external_id\", \"path\"|\"uri\", \"title\", \"artists\", \"album\", \
+\"genre\", \"release_date\", \"tags\", \"isrc\"} per line; see fixtures/manifest.jsonl).
+
+Replaying the same input changes nothing. Items that fail (corrupt audio, missing file, path \
+outside the manifest's folder, malformed line) are recorded and listed by `motif errors`; they \
+are retried whenever they are delivered again. A second run against the same database waits \
+for the first to finish.
+
+Exit code: 0 when every item went in, 2 when some failed, 1 on a fatal error.";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory, audio file or JSONL manifest.
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Re-analyse tracks whose stored analysis came from another analyser version.
+    #[arg(long)]
+    pub reanalyze: bool,
+    /// Analysis threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Tracks written per transaction.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    anyhow::ensure!(jobs > 0, "--jobs must be at least 1");
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "{spinner} {bar:40} {pos}/{len} tracks  {per_sec}  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let opts = Options {
+        reanalyze: args.reanalyze,
+        jobs,
+        batch_size: args.batch_size,
+        analysis: AnalysisConfig::default(),
+        hnsw: HnswParams::default(),
+        progress,
+    };
+    let rt = store::runtime()?;
+    let summary = rt.block_on(async {
+        let catalog = args.store.open().await?;
+        let s = pipeline::run(&catalog, &args.store.data_dir, &args.input, &opts).await;
+        catalog.close().await;
+        anyhow::Ok(s?)
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(if summary.counts.failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_summary(s: &Summary) {
+    let c = &s.counts;
+    println!(
+        "run {} ({}, {}): seen {}, new {}, updated {}, unchanged {}, taken down {}, failed {}",
+        s.run_id, s.backend, s.input, c.seen, c.new, c.updated, c.unchanged, c.taken_down, c.failed
+    );
+    println!(
+        "analysed {} tracks ({:.1} min of audio) in {:.1} s: {:.0}x realtime, {:.0}x per core ({} threads)",
+        c.analysed,
+        c.audio_seconds / 60.0,
+        s.elapsed_s,
+        s.x_realtime,
+        s.x_realtime_per_core,
+        s.jobs
+    );
+    if s.stale > 0 {
+        println!(
+            "{} tracks keep an analysis from an older analyser version (--reanalyze redoes them)",
+            s.stale
+        );
+    }
+    println!(
+        "indexes at change {}: {} vectors, {} text documents ({} changes applied{})",
+        s.index.seq,
+        s.indexed_vectors,
+        s.indexed_text,
+        s.index.applied,
+        if s.index.rebuilt.is_empty() {
+            String::new()
+        } else {
+            format!("; rebuilt: {}", s.index.rebuilt.join("; "))
+        }
+    );
+    for e in s.errors.iter().take(20) {
+        let at = match (&e.source, e.line) {
+            (Some(src), Some(l)) => format!("{src}:{l}"),
+            (Some(src), None) => src.clone(),
+            (None, Some(l)) => format!("line {l}"),
+            (None, None) => "-".into(),
+        };
+        println!("  failed [{}] {}: {}", e.kind, at, e.message);
+    }
+    if s.errors.len() > 20 {
+        println!("  ... and {} more (motif errors)", s.errors.len() - 20);
+    }
+}

@@ -1,0 +1,447 @@
+//! Ingestion guarantees, each run against real Postgres and against SQLite with real
+//! audio from `fixtures/`. Postgres is `MOTIF_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); every test works in a database of its own,
+//! created and dropped here. A missing Postgres fails the Postgres tests (never a skip).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use indexer::catalog::Catalog;
+use indexer::derived::DerivedIndexes;
+use indexer::pipeline::{self, Options, Summary};
+use indexer::vectors::HnswParams;
+use sqlx::AssertSqlSafe;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn admin_url() -> String {
+    std::env::var("MOTIF_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A scratch folder holding a copy of some fixture audio and the data dir.
+struct Scratch {
+    dir: PathBuf,
+    pg_db: Option<String>,
+}
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("motif-ingest-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("music")).unwrap();
+        for f in [
+            "pop_a_major_120.ogg",
+            "funk_e_minor_100.ogg",
+            "rock_d_major_140.mp3",
+            "ballad_eflat_major_76.opus",
+        ] {
+            std::fs::copy(fixtures().join("audio").join(f), dir.join("music").join(f)).unwrap();
+        }
+        Scratch { dir, pg_db: None }
+    }
+
+    fn music(&self) -> PathBuf {
+        self.dir.join("music")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Opens a fresh store of the given backend.
+    async fn catalog(&mut self, backend: &str) -> Catalog {
+        match backend {
+            "sqlite" => Catalog::open(&format!(
+                "sqlite://{}",
+                self.data().join("motif.db").display()
+            ))
+            .await
+            .expect("open SQLite"),
+            _ => {
+                let name = format!(
+                    "motif_t_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst)
+                );
+                let admin = sqlx::PgPool::connect(&admin_url())
+                    .await
+                    .expect("Postgres must be reachable at MOTIF_TEST_POSTGRES (see .ci/run)");
+                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                self.pg_db = Some(name.clone());
+                Catalog::open(&pg_url(&name)).await.expect("open Postgres")
+            }
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.music().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+fn pg_url(db: &str) -> String {
+    let admin = admin_url();
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or(admin);
+    format!("{base}/{db}")
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(db) = self.pg_db.take() {
+            // Best effort: a leftover database only costs disk.
+            let _ = std::process::Command::new("psql")
+                .args([
+                    &admin_url(),
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                ])
+                .output();
+        }
+    }
+}
+
+fn opts() -> Options {
+    Options {
+        batch_size: 2,
+        jobs: 2,
+        ..Options::default()
+    }
+}
+
+async fn index(cat: &Catalog, s: &Scratch, input: &Path, o: &Options) -> Summary {
+    pipeline::run(cat, &s.data(), input, o).await.expect("run")
+}
+
+/// Active track ids in the store, sorted.
+async fn active_ids(cat: &Catalog) -> Vec<i64> {
+    let q = "SELECT id FROM tracks WHERE status = 'active' ORDER BY id";
+    match cat {
+        Catalog::Postgres(p) => sqlx::query_scalar(q).fetch_all(p).await.unwrap(),
+        Catalog::Sqlite(p) => sqlx::query_scalar(q).fetch_all(p).await.unwrap(),
+    }
+}
+
+/// Both indexes, reopened from disk, hold exactly the store's active tracks.
+async fn assert_indexes_match_store(cat: &Catalog, s: &Scratch) {
+    let store = active_ids(cat).await;
+    let idx = DerivedIndexes::open(
+        &s.data(),
+        embeddings::features::FEATURE_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    let mut vec_ids: Vec<i64> = idx.vectors.track_ids().collect();
+    vec_ids.sort_unstable();
+    assert_eq!(vec_ids, store, "vector index vs store");
+    assert_eq!(idx.text.track_ids().unwrap(), store, "text index vs store");
+    assert_eq!(idx.vectors.seq(), cat.max_seq().await.unwrap());
+    assert_eq!(idx.text.seq(), cat.max_seq().await.unwrap());
+}
+
+async fn replay_changes_nothing(backend: &str) {
+    let mut s = Scratch::new("replay");
+    let cat = s.catalog(backend).await;
+    let first = index(&cat, &s, &s.music(), &opts()).await;
+    assert_eq!(
+        (first.counts.new, first.counts.analysed, first.counts.failed),
+        (4, 4, 0)
+    );
+    assert_eq!(first.indexed_vectors, 4);
+    assert_eq!(first.indexed_text, 4);
+    let seq = cat.max_seq().await.unwrap();
+    let again = index(&cat, &s, &s.music(), &opts()).await;
+    assert_eq!(again.counts.analysed, 0);
+    assert_eq!(
+        (
+            again.counts.new,
+            again.counts.updated,
+            again.counts.unchanged
+        ),
+        (0, 0, 4)
+    );
+    assert_eq!(again.index.applied, 0);
+    assert_eq!(cat.max_seq().await.unwrap(), seq, "a replay wrote nothing");
+    assert_indexes_match_store(&cat, &s).await;
+}
+
+async fn changes_are_picked_up(backend: &str) {
+    let mut s = Scratch::new("changes");
+    let cat = s.catalog(backend).await;
+    index(&cat, &s, &s.music(), &opts()).await;
+    // New audio under the same name: re-analysed.
+    std::fs::copy(
+        fixtures().join("audio/hiphop_g_minor_90.ogg"),
+        s.music().join("pop_a_major_120.ogg"),
+    )
+    .unwrap();
+    let r = index(&cat, &s, &s.music(), &opts()).await;
+    assert_eq!(
+        (r.counts.analysed, r.counts.updated, r.counts.unchanged),
+        (1, 1, 3)
+    );
+
+    // Metadata only (a manifest over the same files): written, not analysed.
+    let m = s.write(
+        "m.jsonl",
+        r#"{"external_id": "file:funk_e_minor_100.ogg", "path": "funk_e_minor_100.ogg", "title": "Renamed", "artists": ["New Artist"], "tags": ["mood:groovy"]}"#,
+    );
+    let r = index(&cat, &s, &m, &opts()).await;
+    assert_eq!((r.counts.analysed, r.counts.updated), (0, 1));
+    let idx = DerivedIndexes::open(
+        &s.data(),
+        embeddings::features::FEATURE_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    assert_eq!(idx.text.search("renamed", 5).unwrap().len(), 1);
+    assert_eq!(idx.text.search("groovy", 5).unwrap().len(), 1);
+    drop(idx);
+
+    // Another analyser version: kept unless --reanalyze.
+    let q = "UPDATE analyses SET analyzer_version = 'motif-analyzer/0.0.1'";
+    match &cat {
+        Catalog::Postgres(p) => sqlx::query(q).execute(p).await.map(|_| ()).unwrap(),
+        Catalog::Sqlite(p) => sqlx::query(q).execute(p).await.map(|_| ()).unwrap(),
+    }
+    let r = index(&cat, &s, &s.music(), &opts()).await;
+    assert_eq!(
+        (r.counts.analysed, r.stale),
+        (0, 3),
+        "metadata of one file changed back"
+    );
+    let r = index(
+        &cat,
+        &s,
+        &s.music(),
+        &Options {
+            reanalyze: true,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.counts.analysed, 4);
+    let r = index(
+        &cat,
+        &s,
+        &s.music(),
+        &Options {
+            reanalyze: true,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.counts.analysed, 0);
+    assert_indexes_match_store(&cat, &s).await;
+}
+
+async fn takedown_leaves_every_index(backend: &str) {
+    let mut s = Scratch::new("takedown");
+    let cat = s.catalog(backend).await;
+    let add = s.write(
+        "add.jsonl",
+        concat!(
+            r#"{"external_id": "T1", "path": "pop_a_major_120.ogg", "title": "Sunny Pop", "artists": ["A"]}"#,
+            "\n",
+            r#"{"external_id": "T2", "path": "funk_e_minor_100.ogg", "title": "Funky", "artists": ["B"]}"#,
+            "\n"
+        ),
+    );
+    index(&cat, &s, &add, &opts()).await;
+    let idx = DerivedIndexes::open(
+        &s.data(),
+        embeddings::features::FEATURE_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    let t1 = idx.text.search("sunny", 1).unwrap()[0].0;
+    let v1 = idx.vectors.vector(t1).unwrap().to_vec();
+    assert_eq!(idx.vectors.search(&v1, 1, None)[0].0, t1);
+    drop(idx);
+
+    let del = s.write("del.jsonl", r#"{"op": "delete", "external_id": "T1"}"#);
+    let r = index(&cat, &s, &del, &opts()).await;
+    assert_eq!(r.counts.taken_down, 1);
+    let idx = DerivedIndexes::open(
+        &s.data(),
+        embeddings::features::FEATURE_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    assert!(idx.text.search("sunny", 5).unwrap().is_empty());
+    assert!(!idx.vectors.contains(t1));
+    assert!(idx
+        .vectors
+        .search(&v1, 5, None)
+        .iter()
+        .all(|(t, _)| *t != t1));
+    assert!(idx
+        .vectors
+        .search_exact(&v1, 5, None)
+        .iter()
+        .all(|(t, _)| *t != t1));
+    drop(idx);
+    assert_indexes_match_store(&cat, &s).await;
+    // Taking it down again changes nothing; delivering it again brings it back.
+    let r = index(&cat, &s, &del, &opts()).await;
+    assert_eq!((r.counts.taken_down, r.counts.unchanged), (0, 1));
+    let r = index(&cat, &s, &add, &opts()).await;
+    assert_eq!((r.counts.updated, r.counts.analysed), (1, 0));
+    assert_indexes_match_store(&cat, &s).await;
+    assert_eq!(active_ids(&cat).await.len(), 2);
+}
+
+async fn bad_items_are_error_rows(backend: &str) {
+    let mut s = Scratch::new("bad");
+    let cat = s.catalog(backend).await;
+    std::fs::copy(
+        fixtures().join("bad/truncated.mp3"),
+        s.music().join("truncated.mp3"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("bad/random.flac"),
+        s.music().join("random.flac"),
+    )
+    .unwrap();
+    let outside = s.dir.join("outside.ogg");
+    std::fs::copy(fixtures().join("audio/pop_a_major_120.ogg"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, s.music().join("escape.ogg")).unwrap();
+    let m = s.write(
+        "deliver.jsonl",
+        concat!(
+            r#"{"external_id": "ok-1", "path": "rock_d_major_140.mp3"}"#,
+            "\n",
+            r#"{"external_id": "corrupt", "path": "random.flac"}"#,
+            "\n",
+            r#"{"external_id": "missing", "path": "nope.ogg"}"#,
+            "\n",
+            r#"{"external_id": "escape", "path": "../outside.ogg"}"#,
+            "\n",
+            r#"{"external_id": "link", "path": "escape.ogg"}"#,
+            "\n",
+            r#"{"external_id": "typo", "path": "pop_a_major_120.ogg", "artist": ["x"]}"#,
+            "\n",
+            "{not json\n",
+            r#"{"external_id": "ok-2", "path": "funk_e_minor_100.ogg"}"#,
+            "\n",
+        ),
+    );
+    let r = index(&cat, &s, &m, &opts()).await;
+    assert_eq!(r.counts.new, 2, "the good lines went in");
+    assert_eq!(r.counts.failed, 6);
+    let errors = cat.open_errors(Some(r.run_id), 100).await.unwrap();
+    let mut kinds: Vec<(Option<String>, String)> = errors
+        .iter()
+        .map(|e| (e.external_id.clone(), e.kind.clone()))
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            (None, "manifest".to_string()),
+            (None, "manifest".to_string()),
+            (None, "manifest".to_string()),
+            (
+                Some("corrupt".to_string()),
+                "unsupported_format".to_string()
+            ),
+            (Some("link".to_string()), "outside_root".to_string()),
+            (Some("missing".to_string()), "missing".to_string()),
+        ]
+    );
+    let lines: Vec<i64> = errors.iter().filter_map(|e| e.line).collect();
+    assert!(
+        lines.contains(&4) && lines.contains(&6) && lines.contains(&7),
+        "{lines:?}"
+    );
+    // A fixed file goes in on the next delivery and its error is resolved.
+    std::fs::copy(
+        fixtures().join("audio/dance_fsharp_minor_128.ogg"),
+        s.music().join("random.flac"),
+    )
+    .unwrap();
+    let r = index(&cat, &s, &m, &opts()).await;
+    assert_eq!(r.counts.new, 1);
+    let open = cat.open_errors(None, 100).await.unwrap();
+    assert!(open
+        .iter()
+        .all(|e| e.external_id.as_deref() != Some("corrupt")));
+    // Directory scans report bad files too, and the rest goes in.
+    let r = index(&cat, &s, &s.music(), &opts()).await;
+    assert_eq!(r.counts.failed, 2, "{:?}", r.errors);
+    assert!(r.errors.iter().any(|e| e.kind == "too_short"));
+    assert!(r.errors.iter().any(|e| e.kind == "outside_root"));
+    assert_indexes_match_store(&cat, &s).await;
+}
+
+async fn rebuild_compacts_and_matches(backend: &str) {
+    let mut s = Scratch::new("rebuild");
+    let cat = s.catalog(backend).await;
+    index(&cat, &s, &s.music(), &opts()).await;
+    let del = s.write(
+        "del.jsonl",
+        r#"{"op": "delete", "external_id": "file:pop_a_major_120.ogg"}"#,
+    );
+    index(&cat, &s, &del, &opts()).await;
+    let mut idx = DerivedIndexes::open(
+        &s.data(),
+        embeddings::features::FEATURE_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    assert_eq!(idx.vectors.tombstones(), 1);
+    idx.reset(HnswParams::default()).unwrap();
+    idx.catch_up(&cat).await.unwrap();
+    idx.close().unwrap();
+    assert_eq!(idx.vectors.tombstones(), 0);
+    assert_eq!(idx.vectors.len(), 3);
+    drop(idx);
+    // A lost index directory is rebuilt from the store alone.
+    std::fs::remove_dir_all(s.data().join("vectors")).unwrap();
+    std::fs::remove_dir_all(s.data().join("text")).unwrap();
+    let r = index(&cat, &s, &s.music(), &opts()).await;
+    // The taken-down file is delivered again: same audio, so back without analysis.
+    assert_eq!((r.counts.updated, r.counts.analysed), (1, 0));
+    assert_indexes_match_store(&cat, &s).await;
+}
+
+macro_rules! both_backends {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name("sqlite").await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name("postgres").await } )*
+        }
+    };
+}
+
+both_backends!(
+    replay_changes_nothing,
+    changes_are_picked_up,
+    takedown_leaves_every_index,
+    bad_items_are_error_rows,
+    rebuild_compacts_and_matches
+);

@@ -122,6 +122,7 @@ pub enum PipelineError {
 type Result<T> = std::result::Result<T, PipelineError>;
 
 /// What to do with one upsert after comparing it with the store.
+#[allow(clippy::large_enum_variant)] // one per item, consumed at once
 enum Plan {
     Unchanged,
     /// Stored analysis from another analyser version, kept (no `--reanalyze`).

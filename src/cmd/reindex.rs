@@ -46,12 +46,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     features.len(),
                     indexer::catalog::rows::now_ms()
                 );
-                let n = Normalizer::fit(
-                    &refs,
-                    Normalizer::default_for_version().weights.clone(),
-                    &version,
-                )
-                .context("fitting the normaliser")?;
+                let n = Normalizer::fit(&refs, Normalizer::default_for_version().weights, &version)
+                    .context("fitting the normaliser")?;
                 let embedded: Vec<(i64, Vec<f32>)> =
                     features.iter().map(|(id, f)| (*id, n.embed(f))).collect();
                 catalog.set_space(&n, &embedded).await?;

@@ -1,0 +1,437 @@
+//! End-to-end ingestion through the real `motif` binary: the README's `motif index
+//! fixtures/` twice, `kill -9` at arbitrary points converging to an uninterrupted run, and
+//! two concurrent runs against one Postgres database. Each scenario runs on SQLite and on
+//! real Postgres (`MOTIF_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use indexer::catalog::Catalog;
+use indexer::derived::DerivedIndexes;
+use indexer::vectors::HnswParams;
+use serde_json::Value;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn admin_url() -> String {
+    std::env::var("MOTIF_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A temp folder, and (for Postgres) a database of its own; both removed on drop.
+struct Place {
+    dir: PathBuf,
+    dbs: Vec<String>,
+}
+
+impl Place {
+    fn new(tag: &str) -> Place {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("motif-cli-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Place {
+            dir,
+            dbs: Vec::new(),
+        }
+    }
+
+    /// `--database` for a fresh store of `backend` named `name`.
+    fn database(&mut self, backend: &str, name: &str) -> String {
+        if backend == "sqlite" {
+            return self.dir.join(format!("{name}.db")).display().to_string();
+        }
+        let db = format!(
+            "motif_c_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        psql(&format!("DROP DATABASE IF EXISTS {db}"));
+        psql(&format!("CREATE DATABASE {db}"));
+        self.dbs.push(db.clone());
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+        format!("{base}/{db}")
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        for db in &self.dbs {
+            let _ = Command::new("psql")
+                .args([
+                    &admin_url(),
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                ])
+                .output();
+        }
+    }
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args([&admin_url(), "-qc", sql])
+        .output()
+        .expect("psql (Postgres client) must be installed");
+    assert!(
+        out.status.success(),
+        "Postgres must be reachable at {}: {}",
+        admin_url(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn motif(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_motif"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("MOTIF_DATABASE_URL")
+        .env_remove("MOTIF_DATA_DIR")
+        .output()
+        .expect("run motif")
+}
+
+fn summary(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "summary is not JSON ({e}); stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The README's bar: index the fixtures twice; the second run analyses nothing.
+fn index_fixtures_twice(backend: &str) {
+    let mut place = Place::new("twice");
+    let fixtures = repo().join("fixtures").display().to_string();
+    let mut args = vec!["index".to_string(), fixtures];
+    if backend == "postgres" {
+        args.push("--database".into());
+        args.push(place.database(backend, "twice"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = motif(&args, &place.dir);
+    // fixtures/bad holds the corrupt files on purpose: exit 2, the rest in.
+    assert_eq!(
+        first.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(text.contains("new 40,"), "{text}");
+    assert!(text.contains("failed 6"), "{text}");
+    let second = motif(&args, &place.dir);
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(text.contains("analysed 0 tracks"), "{text}");
+    assert!(text.contains("new 0, updated 0, unchanged 40"), "{text}");
+    if backend == "sqlite" {
+        assert!(
+            place.dir.join("motif-data/motif.db").is_file(),
+            "the embedded default"
+        );
+    }
+    // The failures are listed by `motif errors`, once per item.
+    let mut eargs = vec!["errors", "--json"];
+    eargs.extend(&args[2..]);
+    let out = motif(&eargs, &place.dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut kinds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "empty",
+            "silent",
+            "too_short",
+            "too_short",
+            "unsupported_format",
+            "unsupported_format"
+        ]
+    );
+}
+
+/// A manifest of `copies` x the 31 fixture songs (distinct external ids).
+fn big_manifest(dir: &Path, copies: usize) -> PathBuf {
+    let audio = repo().join("fixtures/audio");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&audio)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut text = String::new();
+    for c in 0..copies {
+        for (i, f) in files.iter().enumerate() {
+            let line = serde_json::json!({
+                "external_id": format!("cat-{c}-{i}"),
+                "path": format!("audio/{}", f.file_name().unwrap().to_string_lossy()),
+                "title": format!("Track {i} copy {c}"),
+                "artists": [format!("Artist {}", i % 5)],
+                "tags": [format!("mood:m{}", i % 3)],
+            });
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+    }
+    let m = dir.join("delivery.jsonl");
+    std::fs::write(&m, text).unwrap();
+    // Paths in a manifest stay inside its folder (a symlink out is refused): copy.
+    std::fs::create_dir_all(dir.join("audio")).unwrap();
+    for f in &files {
+        std::fs::copy(f, dir.join("audio").join(f.file_name().unwrap())).unwrap();
+    }
+    m
+}
+
+/// (external_id, content_hash, meta_hash, status, analyzer_version) of every track.
+type StoreRows = BTreeSet<(String, String, String, String, Option<String>)>;
+
+async fn store_rows(url: &str) -> (StoreRows, i64) {
+    let cat = Catalog::open(url).await.unwrap();
+    let q = "SELECT t.external_id, t.content_hash, t.meta_hash, t.status, a.analyzer_version \
+             FROM tracks t LEFT JOIN analyses a ON a.track_id = t.id";
+    let rows: Vec<(String, String, String, String, Option<String>)> = match &cat {
+        Catalog::Postgres(p) => sqlx::query_as(q).fetch_all(p).await.unwrap(),
+        Catalog::Sqlite(p) => sqlx::query_as(q).fetch_all(p).await.unwrap(),
+    };
+    let n = rows.len() as i64;
+    cat.close().await;
+    (rows.into_iter().collect(), n)
+}
+
+/// External ids of the tracks in both indexes of `data`, checked equal to the store's
+/// active tracks.
+async fn indexed_external_ids(url: &str, data: &Path) -> BTreeSet<String> {
+    let cat = Catalog::open(url).await.unwrap();
+    let q = "SELECT id, external_id FROM tracks WHERE status = 'active' ORDER BY id";
+    let active: Vec<(i64, String)> = match &cat {
+        Catalog::Postgres(p) => sqlx::query_as(q).fetch_all(p).await.unwrap(),
+        Catalog::Sqlite(p) => sqlx::query_as(q).fetch_all(p).await.unwrap(),
+    };
+    let idx = DerivedIndexes::open(
+        data,
+        embeddings::features::FEATURE_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    let ids: Vec<i64> = active.iter().map(|(i, _)| *i).collect();
+    let mut vec_ids: Vec<i64> = idx.vectors.track_ids().collect();
+    vec_ids.sort_unstable();
+    assert_eq!(vec_ids, ids, "vector index holds exactly the active tracks");
+    assert_eq!(
+        idx.text.track_ids().unwrap(),
+        ids,
+        "text index holds exactly the active tracks"
+    );
+    let seq = cat.max_seq().await.unwrap();
+    assert_eq!((idx.vectors.seq(), idx.text.seq()), (seq, seq));
+    cat.close().await;
+    active.into_iter().map(|(_, e)| e).collect()
+}
+
+fn kill_nine_converges(backend: &str) {
+    let mut place = Place::new("kill");
+    let manifest = big_manifest(&place.dir, 3);
+    let m = manifest.display().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // Reference: one uninterrupted run.
+    let ref_db = place.database(backend, "reference");
+    let ref_data = place.dir.join("ref-data").display().to_string();
+    let out = motif(
+        &[
+            "index",
+            &m,
+            "--database",
+            &ref_db,
+            "--data-dir",
+            &ref_data,
+            "--json",
+        ],
+        &place.dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(summary(&out)["new"], 93);
+
+    // The same delivery, killed with SIGKILL at several points, then run to the end.
+    let db = place.database(backend, "killed");
+    let data = place.dir.join("data").display().to_string();
+    let mut killed_mid_run = 0;
+    let mut partial = Vec::new();
+    for delay_ms in [150u64, 400, 700, 1000, 1500] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_motif"))
+            .args([
+                "index",
+                &m,
+                "--database",
+                &db,
+                "--data-dir",
+                &data,
+                "--batch-size",
+                "3",
+                "-j",
+                "1",
+            ])
+            .current_dir(&place.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
+        }
+        child.kill().ok(); // SIGKILL on Unix
+        child.wait().unwrap();
+        if db.ends_with(".db") && !Path::new(&db).exists() {
+            continue; // killed before the store was created
+        }
+        let (_, n) = rt.block_on(store_rows(&db));
+        if n > 0 && n < 93 {
+            partial.push(n);
+        }
+    }
+    assert!(killed_mid_run >= 2, "the runs were killed while working");
+    assert!(!partial.is_empty(), "a kill left the store part-written");
+    let out = motif(
+        &[
+            "index",
+            &m,
+            "--database",
+            &db,
+            "--data-dir",
+            &data,
+            "--json",
+        ],
+        &place.dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (want, want_n) = rt.block_on(store_rows(&ref_db));
+    let (got, got_n) = rt.block_on(store_rows(&db));
+    assert_eq!(got_n, want_n, "no duplicate, no missing track");
+    assert_eq!(got, want, "the store converged to the uninterrupted run");
+    let want_idx = rt.block_on(indexed_external_ids(&ref_db, Path::new(&ref_data)));
+    let got_idx = rt.block_on(indexed_external_ids(&db, Path::new(&data)));
+    assert_eq!(got_idx, want_idx, "the indexes converged too");
+    assert_eq!(got_idx.len(), 93);
+
+    // And once more: nothing left to do.
+    let out = motif(
+        &[
+            "index",
+            &m,
+            "--database",
+            &db,
+            "--data-dir",
+            &data,
+            "--json",
+        ],
+        &place.dir,
+    );
+    let s = summary(&out);
+    assert_eq!(
+        (s["analysed"].as_u64(), s["unchanged"].as_u64()),
+        (Some(0), Some(93))
+    );
+}
+
+#[test]
+fn sqlite_index_fixtures_twice() {
+    index_fixtures_twice("sqlite");
+}
+
+#[test]
+fn postgres_index_fixtures_twice() {
+    index_fixtures_twice("postgres");
+}
+
+#[test]
+fn sqlite_kill_nine_converges() {
+    kill_nine_converges("sqlite");
+}
+
+#[test]
+fn postgres_kill_nine_converges() {
+    kill_nine_converges("postgres");
+}
+
+/// Two runs at once against one Postgres database: the second waits for the first's run
+/// lock, then finds every track unchanged. Nothing is duplicated.
+#[test]
+fn postgres_concurrent_runs_wait_and_do_not_duplicate() {
+    let mut place = Place::new("concurrent");
+    let manifest = big_manifest(&place.dir, 2);
+    let m = manifest.display().to_string();
+    let db = place.database("postgres", "shared");
+    let spawn = |data: &str| {
+        Command::new(env!("CARGO_BIN_EXE_motif"))
+            .args(["index", &m, "--database", &db, "--data-dir", data, "--json"])
+            .current_dir(&place.dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn(&place.dir.join("data-a").display().to_string());
+    let b = spawn(&place.dir.join("data-b").display().to_string());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for o in [&a, &b] {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let (sa, sb) = (summary(&a), summary(&b));
+    let new: u64 = [&sa, &sb].iter().map(|s| s["new"].as_u64().unwrap()).sum();
+    let analysed: u64 = [&sa, &sb]
+        .iter()
+        .map(|s| s["analysed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(new, 62, "every track inserted exactly once");
+    assert_eq!(analysed, 62, "the waiting run found the work done");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_, n) = rt.block_on(store_rows(&db));
+    assert_eq!(n, 62);
+    // Both data folders' indexes are consistent with the shared store.
+    let ia = rt.block_on(indexed_external_ids(&db, &place.dir.join("data-a")));
+    let ib = rt.block_on(indexed_external_ids(&db, &place.dir.join("data-b")));
+    assert_eq!(ia, ib);
+    assert_eq!(ia.len(), 62);
+}

@@ -24,6 +24,9 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Benchmark decoding and analysis throughput (x realtime per core) and peak memory.
     Bench(cmd::bench::Args),
+    /// Benchmark store writes (Postgres, SQLite) and HNSW/tantivy builds on synthetic
+    /// analyses, with recall against exact search.
+    BenchIndex(cmd::bench_index::Args),
     /// Ingest a directory or a JSONL manifest into the catalogue and update the indexes.
     #[command(long_about = cmd::index::LONG_ABOUT)]
     Index(cmd::index::Args),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::BenchIndex(a) => cmd::bench_index::run(a),
         Command::Index(a) => cmd::index::run(a),
         Command::Errors(a) => cmd::errors::run(a),
         Command::Reindex(a) => cmd::reindex::run(a),

@@ -129,6 +129,11 @@ impl VectorIndex {
         self.params
     }
 
+    /// Sets the search candidate list size (recall/latency trade-off).
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.params.ef_search = ef.clamp(1, 4096);
+    }
+
     /// The store change sequence this index reflects.
     pub fn seq(&self) -> i64 {
         self.seq

@@ -425,6 +425,60 @@ async fn rebuild_compacts_and_matches(backend: &str) {
     assert_indexes_match_store(&cat, &s).await;
 }
 
+/// A batch large enough for the bulk paths (COPY on Postgres), written, then rewritten
+/// with other catalogue tags: links are replaced, never duplicated.
+async fn bulk_batches_replace_tags(backend: &str) {
+    use indexer::catalog::{AnalysisRow, TrackMeta, TrackWrite};
+    let mut s = Scratch::new("bulk");
+    let cat = s.catalog(backend).await;
+    let a = embeddings::analyze(
+        &fixtures().join("audio/pop_a_major_120.ogg"),
+        &embeddings::AnalysisConfig::default(),
+    )
+    .unwrap();
+    let row = AnalysisRow::from_analysis(a, None);
+    let per_track = row.tags.len();
+    let batch = |mood: &str| -> Vec<TrackWrite> {
+        (0..300)
+            .map(|i| {
+                let meta = TrackMeta {
+                    external_id: format!("bulk-{i}"),
+                    title: Some(format!("Bulk {i}")),
+                    source: format!("bulk/{i}.ogg"),
+                    tags: vec![format!("mood:{mood}"), "tag:bulk".into()],
+                    ..TrackMeta::default()
+                };
+                TrackWrite {
+                    meta_hash: meta.fingerprint(),
+                    meta,
+                    content_hash: format!("hash-{i}"),
+                    analysis: Some(row.clone()),
+                }
+            })
+            .collect()
+    };
+    let count = |cat: Catalog| async move {
+        let q = "SELECT COUNT(*) FROM track_tags";
+        let n: i64 = match &cat {
+            Catalog::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
+            Catalog::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await.unwrap(),
+        };
+        n
+    };
+    let w = cat.write_batch(&batch("calm")).await.unwrap();
+    assert_eq!(w.len(), 300);
+    assert_eq!(count(cat.clone()).await, 300 * (per_track as i64 + 2));
+    cat.write_batch(&batch("dark")).await.unwrap();
+    assert_eq!(count(cat.clone()).await, 300 * (per_track as i64 + 2));
+    let changes = cat.changes_since(0, 1000).await.unwrap();
+    assert_eq!(changes.len(), 300);
+    for c in &changes {
+        assert!(c.tags.contains(&"mood:dark".to_string()), "{:?}", c.tags);
+        assert!(!c.tags.contains(&"mood:calm".to_string()));
+        assert!(c.embedding.is_some() && c.attributes.is_some());
+    }
+}
+
 macro_rules! both_backends {
     ($($name:ident),*) => {
         mod sqlite {
@@ -443,5 +497,6 @@ both_backends!(
     changes_are_picked_up,
     takedown_leaves_every_index,
     bad_items_are_error_rows,
-    rebuild_compacts_and_matches
+    rebuild_compacts_and_matches,
+    bulk_batches_replace_tags
 );

@@ -64,8 +64,8 @@ CREATE TABLE tags (
 );
 
 CREATE TABLE track_tags (
-    track_id BIGINT NOT NULL REFERENCES tracks (id) ON DELETE CASCADE,
-    tag_id   BIGINT NOT NULL REFERENCES tags (id),
+    track_id BIGINT NOT NULL,
+    tag_id   BIGINT NOT NULL,
     score    DOUBLE PRECISION NOT NULL,
     source   TEXT NOT NULL CHECK (source IN ('analysis', 'catalog', 'editorial')),
     PRIMARY KEY (track_id, tag_id, source)

@@ -136,6 +136,8 @@ pub struct WrittenTrack {
     pub id: i64,
     pub external_id: String,
     pub change_seq: i64,
+    /// Whether the row was new (Postgres reports it; SQLite says `false`).
+    pub inserted: bool,
 }
 
 /// A track's current state as a derived index needs it.

@@ -2,7 +2,7 @@
 //! per batch with prepared statements inside (in-process, so a statement per row costs no
 //! round-trip), and lists passed as JSON arrays through `json_each`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -111,7 +111,8 @@ pub(super) async fn write_batch(
     let mut tx = begin_write(pool).await?;
     let mut seq = next_seq(&mut tx).await?;
     let mut written = Vec::with_capacity(batch.len());
-    let mut tag_ids: HashMap<String, i64> = HashMap::new();
+    let mut analysed_ids: Vec<i64> = Vec::new();
+    let mut links: Vec<(i64, &str, &'static str, f64)> = Vec::new();
     for w in batch {
         let m = &w.meta;
         let row: WrittenTrack = sqlx::query_as(
@@ -126,7 +127,7 @@ pub(super) async fn write_batch(
              source = excluded.source, content_hash = excluded.content_hash, \
              codec = COALESCE(excluded.codec, tracks.codec), meta_hash = excluded.meta_hash, \
              status = 'active', change_seq = excluded.change_seq, updated_at = excluded.updated_at \
-             RETURNING id, external_id, change_seq",
+             RETURNING id, external_id, change_seq, 0 AS inserted",
         )
         .bind(&m.external_id)
         .bind(&m.title)
@@ -147,14 +148,6 @@ pub(super) async fn write_batch(
         .await?;
         seq += 1;
 
-        sqlx::query("DELETE FROM track_tags WHERE track_id = $1 AND source = 'catalog'")
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
-        let mut links: BTreeMap<(String, &'static str), f64> = BTreeMap::new();
-        for t in &m.tags {
-            links.insert((t.clone(), "catalog"), 1.0);
-        }
         if let Some(a) = &w.analysis {
             let mut q = sqlx::query(AssertSqlSafe(UPSERT_ANALYSIS.as_str()))
                 .bind(row.id)
@@ -172,42 +165,70 @@ pub(super) async fn write_batch(
                 q = q.bind(v);
             }
             q.execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM track_tags WHERE track_id = $1 AND source = 'analysis'")
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await?;
+            analysed_ids.push(row.id);
             for t in &a.tags {
-                links.insert((t.name.clone(), "analysis"), t.score);
+                links.push((row.id, t.name.as_str(), "analysis", t.score));
             }
         }
-        for ((tag, src), score) in links {
-            let tag_id = match tag_ids.get(&tag) {
-                Some(&id) => id,
-                None => {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO tags (name, facet) VALUES ($1, $2) \
-                         ON CONFLICT (name) DO UPDATE SET facet = excluded.facet RETURNING id",
-                    )
-                    .bind(&tag)
-                    .bind(rows::facet_of(&tag))
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    tag_ids.insert(tag.clone(), id);
-                    id
-                }
-            };
-            sqlx::query(
-                "INSERT INTO track_tags (track_id, tag_id, score, source) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (track_id, tag_id, source) DO UPDATE SET score = excluded.score",
-            )
-            .bind(row.id)
-            .bind(tag_id)
-            .bind(score)
-            .bind(src)
-            .execute(&mut *tx)
-            .await?;
+        for t in &m.tags {
+            links.push((row.id, t.as_str(), "catalog", 1.0));
         }
         written.push(row);
+    }
+
+    // Tags for the whole batch in a few statements (lists as JSON through json_each).
+    let all_ids: Vec<i64> = written.iter().map(|w| w.id).collect();
+    sqlx::query(
+        "DELETE FROM track_tags WHERE source = 'catalog' \
+         AND track_id IN (SELECT value FROM json_each($1))",
+    )
+    .bind(json_list(&all_ids))
+    .execute(&mut *tx)
+    .await?;
+    if !analysed_ids.is_empty() {
+        sqlx::query(
+            "DELETE FROM track_tags WHERE source = 'analysis' \
+             AND track_id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(json_list(&analysed_ids))
+        .execute(&mut *tx)
+        .await?;
+    }
+    links.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    links.dedup_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2));
+    if !links.is_empty() {
+        let mut names: Vec<&str> = links.iter().map(|l| l.1).collect();
+        names.sort_unstable();
+        names.dedup();
+        let pairs: Vec<(&str, &str)> = names.iter().map(|n| (*n, rows::facet_of(n))).collect();
+        sqlx::query(
+            "INSERT INTO tags (name, facet) SELECT json_extract(value, '$[0]'), \
+             json_extract(value, '$[1]') FROM json_each($1) WHERE true \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(json_list(&pairs))
+        .execute(&mut *tx)
+        .await?;
+        let tag_ids: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, name FROM tags WHERE name IN (SELECT value FROM json_each($1))",
+        )
+        .bind(json_list(&names))
+        .fetch_all(&mut *tx)
+        .await?;
+        let tag_id: HashMap<String, i64> = tag_ids.into_iter().map(|(i, n)| (n, i)).collect();
+        let rows: Vec<(i64, i64, f64, &str)> = links
+            .iter()
+            .map(|(t, name, src, score)| (*t, tag_id[*name], *score, *src))
+            .collect();
+        sqlx::query(
+            "INSERT INTO track_tags (track_id, tag_id, score, source) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+             json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each($1) \
+             WHERE true ON CONFLICT (track_id, tag_id, source) DO UPDATE SET score = excluded.score",
+        )
+        .bind(json_list(&rows))
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(written)

@@ -1,0 +1,458 @@
+//! `motif bench-index`: store and index throughput on synthetic analyses (no audio).
+//!
+//! For N tracks it measures, in one run and on the real code paths:
+//! - batched writes into Postgres and SQLite (`Catalog::write_batch`, 2,000 tracks per
+//!   transaction), against a baseline of one transaction per track measured on the first
+//!   tracks of the same data;
+//! - the derived index build from the store (`changes_since` pages, as `motif reindex`
+//!   does): store read, HNSW insert (parallel) and tantivy indexing, timed separately;
+//! - HNSW recall@10 and latency at several `ef` against exact search over the same vectors
+//!   (the baseline), unfiltered;
+//! - resident memory of the process holding both indexes, and on-disk sizes.
+//!
+//! Embeddings are synthetic but shaped like real ones when `--like` names a catalogue:
+//! each is a random blend of two stored embeddings plus Gaussian noise, renormalised.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use embeddings::attributes::{Mode, PitchClass};
+use embeddings::Attributes;
+use indexer::catalog::{AnalysisRow, Catalog, TagScore, TrackMeta, TrackWrite};
+use indexer::text::TextIndex;
+use indexer::vectors::{HnswParams, VectorIndex};
+
+use super::proc_stats;
+use super::store;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Number of synthetic tracks.
+    #[arg(long, default_value_t = 100_000)]
+    pub tracks: usize,
+    /// Postgres server to benchmark on (a database `motif_bench` is created and dropped).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub postgres: String,
+    /// Skip the Postgres part.
+    #[arg(long)]
+    pub no_postgres: bool,
+    /// Skip the SQLite part.
+    #[arg(long)]
+    pub no_sqlite: bool,
+    /// Draw embedding shapes from this catalogue's stored embeddings (e.g. the dev corpus
+    /// indexed with `motif index`); default: 500 random cluster centres.
+    #[arg(long)]
+    pub like: Option<String>,
+    /// Scratch folder for SQLite and the indexes.
+    #[arg(long, default_value = "motif-bench-data")]
+    pub dir: PathBuf,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// HNSW candidate list while building.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// Recall queries.
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+}
+
+/// xorshift64* with Box-Muller: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f32 {
+        let (u, v) = (self.unit().max(1e-12), self.unit());
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Generates track number `i` deterministically.
+struct Synth {
+    centres: Vec<Vec<f32>>,
+    dim: usize,
+}
+
+impl Synth {
+    fn embedding(&self, rng: &mut Rng) -> Vec<f32> {
+        let a = &self.centres[rng.below(self.centres.len())];
+        let b = &self.centres[rng.below(self.centres.len())];
+        let t = rng.unit() as f32 * 0.5;
+        let sigma = 0.25 / (self.dim as f32).sqrt();
+        let mut v: Vec<f32> = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (1.0 - t) * x + t * y + sigma * rng.normal())
+            .collect();
+        embeddings::embedding::l2_normalise(&mut v);
+        v
+    }
+
+    fn track(&self, i: usize) -> TrackWrite {
+        let mut rng =
+            Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
+        let embedding = self.embedding(&mut rng);
+        let features: Vec<f32> = (0..embeddings::features::FEATURE_DIM)
+            .map(|_| rng.normal())
+            .collect();
+        let tempo = 60.0 + rng.unit() as f32 * 120.0;
+        let key = PitchClass::ALL[rng.below(12)];
+        let mode = if rng.below(2) == 0 {
+            Mode::Major
+        } else {
+            Mode::Minor
+        };
+        let mut u = || rng.unit() as f32;
+        let attributes = Attributes {
+            tempo_bpm: tempo,
+            tempo_confidence: u(),
+            key,
+            mode,
+            key_strength: u(),
+            camelot: embeddings::tonal::camelot(key.index(), mode == Mode::Major),
+            loudness_lufs: -30.0 + 25.0 * u(),
+            loudness_range_lu: 20.0 * u(),
+            true_peak_dbtp: -3.0 * u(),
+            energy: u(),
+            danceability: u(),
+            brightness: u(),
+            percussiveness: u(),
+            acousticness: u(),
+            syncopation: u(),
+            harmonic_complexity: u(),
+            repetitiveness: u(),
+            dynamic_complexity: 10.0 * u(),
+            onset_rate: 8.0 * u(),
+        };
+        let moods = ["calm", "happy", "dark", "driving", "dreamy", "epic"];
+        let genres = [
+            "pop",
+            "rock",
+            "jazz",
+            "ambient",
+            "folk",
+            "electronic",
+            "hip-hop",
+        ];
+        let genre = genres[rng.below(genres.len())];
+        let meta = TrackMeta {
+            external_id: format!("bench-{i:08}"),
+            title: Some(format!("Synthetic song {i} in {}", key.name())),
+            artists: vec![format!("Artist {}", rng.below(50_000))],
+            album: Some(format!("Album {}", rng.below(100_000))),
+            genre: Some(genre.into()),
+            release_date: Some(format!("{}", 1960 + rng.below(66))),
+            release_year: Some(1960 + rng.below(66) as i32),
+            isrc: None,
+            source: format!("bench/{i}.ogg"),
+            tags: vec![
+                format!("genre:{genre}"),
+                format!("mood:{}", moods[rng.below(moods.len())]),
+            ],
+        };
+        // The analyser's own tag rules on these attributes: as many tags as real tracks get.
+        let tags = embeddings::tags::derive(&attributes)
+            .into_iter()
+            .map(|t| TagScore {
+                name: t.name,
+                score: t.score as f64,
+            })
+            .collect();
+        TrackWrite {
+            meta_hash: meta.fingerprint(),
+            meta,
+            content_hash: format!("{:016x}{:016x}", rng.next(), i),
+            analysis: Some(AnalysisRow {
+                analyzer_version: embeddings::ANALYZER_VERSION.into(),
+                duration_s: 120.0 + 200.0 * rng.unit(),
+                codec: "vorbis".into(),
+                sample_rate: 44_100,
+                channels: 2,
+                attributes,
+                tags,
+                features,
+                embedding,
+                embedding_space: "bench".into(),
+            }),
+        }
+    }
+}
+
+const WRITE_BATCH: usize = 2_000;
+const BASELINE_ROWS: usize = 1_000;
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.tracks >= 1_000, "--tracks must be at least 1000");
+    anyhow::ensure!(args.queries > 0, "--queries must be at least 1");
+    let rt = store::runtime()?;
+    let dim = embeddings::features::FEATURE_DIM;
+    let centres = match &args.like {
+        Some(url) => rt.block_on(async {
+            let cat = Catalog::open(url).await?;
+            let f = cat.all_features().await?;
+            cat.close().await;
+            let n = embeddings::Normalizer::default_for_version();
+            anyhow::Ok(f.iter().map(|(_, x)| n.embed(x)).collect::<Vec<_>>())
+        })?,
+        None => {
+            let mut rng = Rng(42);
+            (0..500)
+                .map(|_| {
+                    let mut v: Vec<f32> = (0..dim).map(|_| rng.normal()).collect();
+                    embeddings::embedding::l2_normalise(&mut v);
+                    v
+                })
+                .collect()
+        }
+    };
+    anyhow::ensure!(
+        centres.len() >= 2,
+        "need at least 2 embeddings to shape the data"
+    );
+    let synth = Synth { centres, dim };
+    std::fs::create_dir_all(&args.dir)?;
+    println!(
+        "bench-index: {} synthetic tracks, {dim}-d embeddings shaped on {} {}",
+        args.tracks,
+        synth.centres.len(),
+        if args.like.is_some() {
+            "stored embeddings"
+        } else {
+            "random centres"
+        }
+    );
+
+    let mut pg_url = None;
+    if !args.no_postgres {
+        let admin = args.postgres.clone();
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .context("--postgres must end in /DATABASE")?;
+        rt.block_on(async {
+            let pool = sqlx::PgPool::connect(&admin).await?;
+            sqlx::query("DROP DATABASE IF EXISTS motif_bench WITH (FORCE)")
+                .execute(&pool)
+                .await?;
+            sqlx::query("CREATE DATABASE motif_bench")
+                .execute(&pool)
+                .await?;
+            pool.close().await;
+            anyhow::Ok(())
+        })?;
+        let url = format!("{base}/motif_bench");
+        bench_writes(&rt, "postgres", &url, &synth, args.tracks)?;
+        let size: i64 = rt.block_on(async {
+            let pool = sqlx::PgPool::connect(&url).await?;
+            let s = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                .fetch_one(&pool)
+                .await?;
+            pool.close().await;
+            anyhow::Ok(s)
+        })?;
+        println!("  postgres database size: {:.0} MB", size as f64 / 1e6);
+        pg_url = Some(url);
+    }
+    let sqlite_path = args.dir.join("bench.db");
+    if !args.no_sqlite {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", sqlite_path.display()));
+        }
+        let url = format!("sqlite://{}", sqlite_path.display());
+        bench_writes(&rt, "sqlite", &url, &synth, args.tracks)?;
+        println!(
+            "  sqlite file size: {:.0} MB",
+            dir_size(&args.dir) as f64 / 1e6
+        );
+    }
+
+    // Index build from the store, as reindex does.
+    let url = match (&pg_url, args.no_sqlite) {
+        (Some(u), _) => u.clone(),
+        (None, false) => format!("sqlite://{}", sqlite_path.display()),
+        (None, true) => anyhow::bail!("nothing to build indexes from (both stores skipped)"),
+    };
+    let params = HnswParams {
+        m: args.m,
+        ef_construction: args.ef_construction,
+        ..HnswParams::default()
+    };
+    let rss_before = proc_stats::rss_mib();
+    let (vectors, text) = rt.block_on(build_indexes(&url, &args.dir, dim, params, args.tracks))?;
+    let rss_after = proc_stats::rss_mib();
+    println!(
+        "  memory: {:.0} MiB resident holding both indexes ({:.0} MiB before building), peak {:.0} MiB",
+        rss_after,
+        rss_before,
+        proc_stats::peak_rss_mib()
+    );
+
+    // Recall and latency against exact search.
+    let mut rng = Rng(7);
+    let queries: Vec<Vec<f32>> = (0..args.queries)
+        .map(|_| synth.embedding(&mut rng))
+        .collect();
+    let t = Instant::now();
+    let truth: Vec<Vec<i64>> = queries
+        .iter()
+        .map(|q| {
+            vectors
+                .search_exact(q, 10, None)
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .collect();
+    let exact_ms = t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64;
+    println!("  exact search (baseline): {exact_ms:.2} ms/query");
+    let mut vectors = vectors;
+    for ef in [32usize, 64, 128, 256] {
+        vectors.set_ef_search(ef);
+        let t = Instant::now();
+        let mut hits = 0usize;
+        for (q, want) in queries.iter().zip(&truth) {
+            let got = vectors.search(q, 10, None);
+            hits += got.iter().filter(|(i, _)| want.contains(i)).count();
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64;
+        println!(
+            "  hnsw ef={ef:>3}: recall@10 {:.3}, {ms:.3} ms/query ({:.0}x faster than exact)",
+            hits as f64 / (10 * queries.len()) as f64,
+            exact_ms / ms.max(1e-9)
+        );
+    }
+    drop(text);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_writes(
+    rt: &tokio::runtime::Runtime,
+    backend: &str,
+    url: &str,
+    synth: &Synth,
+    n: usize,
+) -> anyhow::Result<()> {
+    rt.block_on(async {
+        let cat = Catalog::open(url).await?;
+        // Baseline: one transaction per track (a round trip per row), first tracks.
+        let t = Instant::now();
+        for i in 0..BASELINE_ROWS {
+            cat.write_batch(&[synth.track(i)]).await?;
+        }
+        let base_rate = BASELINE_ROWS as f64 / t.elapsed().as_secs_f64();
+        // Batched, the rest (generation is timed separately and subtracted).
+        let mut gen_s = 0.0;
+        let t = Instant::now();
+        let mut i = BASELINE_ROWS;
+        while i < n {
+            let g = Instant::now();
+            let batch: Vec<TrackWrite> = (i..(i + WRITE_BATCH).min(n)).map(|j| synth.track(j)).collect();
+            gen_s += g.elapsed().as_secs_f64();
+            cat.write_batch(&batch).await?;
+            i += batch.len();
+        }
+        let write_s = t.elapsed().as_secs_f64() - gen_s;
+        let rate = (n - BASELINE_ROWS) as f64 / write_s;
+        println!(
+            "  {backend}: wrote {} tracks (with analyses and tags) in {write_s:.1} s: {rate:.0} tracks/s \
+             batched vs {base_rate:.0} tracks/s one transaction per track ({:.1}x)",
+            n - BASELINE_ROWS,
+            rate / base_rate
+        );
+        cat.close().await;
+        anyhow::Ok(())
+    })
+}
+
+async fn build_indexes(
+    url: &str,
+    dir: &Path,
+    dim: usize,
+    params: HnswParams,
+    n: usize,
+) -> anyhow::Result<(VectorIndex, TextIndex)> {
+    let cat = Catalog::open(url).await?;
+    let text_dir = dir.join("text");
+    let vec_dir = dir.join("vectors");
+    let _ = std::fs::remove_dir_all(&text_dir);
+    let mut text = TextIndex::open_or_create(&text_dir)?;
+    let mut vectors = VectorIndex::new(dim, params, n)?;
+    let (mut read_s, mut hnsw_s, mut text_s) = (0.0, 0.0, 0.0);
+    let mut after = 0;
+    loop {
+        let t = Instant::now();
+        let page = cat.changes_since(after, 20_000).await?;
+        read_s += t.elapsed().as_secs_f64();
+        let Some(last) = page.last().map(|c| c.seq) else {
+            break;
+        };
+        let ups: Vec<(i64, Vec<f32>)> = page
+            .iter()
+            .filter_map(|c| Some((c.id, c.embedding.clone()?)))
+            .collect();
+        let t = Instant::now();
+        vectors.upsert(&ups)?;
+        hnsw_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        text.apply(&page)?;
+        text_s += t.elapsed().as_secs_f64();
+        after = last;
+    }
+    let t = Instant::now();
+    text.commit(after)?;
+    text.close_writer()?;
+    text_s += t.elapsed().as_secs_f64();
+    vectors.set_seq(after);
+    let t = Instant::now();
+    vectors.save(&vec_dir)?;
+    let save_s = t.elapsed().as_secs_f64();
+    cat.close().await;
+    println!(
+        "  store read (changes_since, 20k pages): {read_s:.1} s ({:.0} tracks/s)",
+        n as f64 / read_s
+    );
+    println!(
+        "  hnsw build (M={}, ef_construction={}, parallel): {hnsw_s:.1} s ({:.0} tracks/s); saved in {save_s:.1} s, {:.0} MB on disk",
+        params.m,
+        params.ef_construction,
+        n as f64 / hnsw_s,
+        dir_size(&vec_dir) as f64 / 1e6
+    );
+    println!(
+        "  tantivy build: {text_s:.1} s ({:.0} docs/s), {:.0} MB on disk",
+        n as f64 / text_s,
+        dir_size(&text_dir) as f64 / 1e6
+    );
+    Ok((vectors, text))
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(p) else {
+        return std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                dir_size(&path)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}

@@ -173,6 +173,73 @@ fn index_fixtures_twice(backend: &str) {
     );
 }
 
+/// `motif reindex` refits the space on stored features and rebuilds both indexes from the
+/// store alone; a takedown's tombstone is compacted away.
+#[test]
+fn sqlite_reindex_rebuilds_from_the_store() {
+    let place = Place::new("reindex");
+    let manifest = big_manifest(&place.dir, 1);
+    let m = manifest.display().to_string();
+    let out = motif(&["index", &m, "--json"], &place.dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        place.dir.join("down.jsonl"),
+        r#"{"op": "delete", "external_id": "cat-0-3"}"#,
+    )
+    .unwrap();
+    let out = motif(&["index", "down.jsonl", "--json"], &place.dir);
+    assert_eq!(summary(&out)["taken_down"], 1);
+    let data = place.dir.join("motif-data");
+    let idx = DerivedIndexes::open(
+        &data,
+        embeddings::features::FEATURE_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    assert_eq!((idx.vectors.len(), idx.vectors.tombstones()), (30, 1));
+    drop(idx);
+    let out = motif(&["reindex"], &place.dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("30 vectors, 30 text documents"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("refitted the embedding space on 31 analyses"));
+    let idx = DerivedIndexes::open(
+        &data,
+        embeddings::features::FEATURE_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    assert_eq!((idx.vectors.len(), idx.vectors.tombstones()), (30, 0));
+    drop(idx);
+    let url = format!("sqlite://{}", data.join("motif.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ids = rt.block_on(indexed_external_ids(&url, &data));
+    assert_eq!(ids.len(), 30);
+    // The refitted space is stored and new analyses are embedded in it.
+    let spaces: Vec<String> = rt.block_on(async {
+        let cat = Catalog::open(&url).await.unwrap();
+        let Catalog::Sqlite(p) = &cat else {
+            unreachable!()
+        };
+        sqlx::query_scalar("SELECT DISTINCT embedding_space FROM analyses")
+            .fetch_all(p)
+            .await
+            .unwrap()
+    });
+    assert_eq!(spaces.len(), 1);
+    assert!(spaces[0].contains("+refit-31-"), "{spaces:?}");
+}
+
 /// A manifest of `copies` x the 31 fixture songs (distinct external ids).
 fn big_manifest(dir: &Path, copies: usize) -> PathBuf {
     let audio = repo().join("fixtures/audio");

@@ -27,12 +27,13 @@ pub struct HnswParams {
 }
 
 impl Default for HnswParams {
-    /// M = 16, ef_construction = 200 (the reference point), ef_search = 128: the
-    /// recall/latency trade-off measured by `motif bench-index` (docs/MEASUREMENTS.md).
+    /// M = 16, ef_construction = 100, ef_search = 128: at 1M tracks on 2 cores this builds
+    /// in 5.4 min (8.6 with ef_construction = 200) for recall@10 0.980 at 1.0 ms a query;
+    /// measured with `motif bench-index` (docs/MEASUREMENTS.md).
     fn default() -> Self {
         HnswParams {
             m: 16,
-            ef_construction: 200,
+            ef_construction: 100,
             ef_search: 128,
         }
     }
@@ -67,8 +68,9 @@ pub struct VectorIndex {
     hnsw: Hnsw<'static, f32, DistDot>,
     /// Track id of each point (the point's hnsw data id is its position); -1 once dead.
     points: Vec<i64>,
-    /// Each point's vector, flat (`dim` floats per point): exact search reads these.
-    vectors: Vec<f32>,
+    /// hnsw_rs's own id of each point, filled on first use by a scan of the graph: the
+    /// vectors live only in the graph (a second copy cost 300 MB at 1M tracks).
+    pids: std::sync::RwLock<Vec<PointId>>,
     /// Track id -> its live point.
     live: HashMap<i64, usize>,
     /// The store change sequence this index reflects.
@@ -115,7 +117,7 @@ impl VectorIndex {
             params,
             hnsw: new_hnsw(&params, capacity),
             points: Vec::new(),
-            vectors: Vec::new(),
+            pids: std::sync::RwLock::new(Vec::new()),
             live: HashMap::new(),
             seq: 0,
         })
@@ -167,10 +169,25 @@ impl VectorIndex {
         self.live.keys().copied()
     }
 
-    /// A live track's vector.
-    pub fn vector(&self, track: i64) -> Option<&[f32]> {
+    /// A live track's vector (a copy).
+    pub fn vector(&self, track: i64) -> Option<Vec<f32>> {
         let p = *self.live.get(&track)?;
-        Some(&self.vectors[p * self.dim..(p + 1) * self.dim])
+        {
+            let pids = self.pids.read().unwrap_or_else(|e| e.into_inner());
+            if pids.len() == self.points.len() {
+                return self.hnsw.get_point_indexation().get_point_data(&pids[p]);
+            }
+        }
+        // Points were added since the last scan: map every point to its graph id again.
+        let mut pids = self.pids.write().unwrap_or_else(|e| e.into_inner());
+        let mut fresh = vec![PointId(0, -1); self.points.len()];
+        for point in self.hnsw.get_point_indexation() {
+            if let Some(slot) = fresh.get_mut(point.get_origin_id()) {
+                *slot = point.get_point_id();
+            }
+        }
+        *pids = fresh;
+        self.hnsw.get_point_indexation().get_point_data(&pids[p])
     }
 
     /// Adds or replaces tracks' vectors; inserts run in parallel on all cores.
@@ -189,18 +206,15 @@ impl VectorIndex {
         let mut order: Vec<usize> = latest.into_values().collect();
         order.sort_unstable();
         let first = self.points.len();
-        self.vectors.reserve(order.len() * self.dim);
+        let mut batch: Vec<(&[f32], usize)> = Vec::with_capacity(order.len());
         for (n, &i) in order.iter().enumerate() {
             let (track, v) = &items[i];
             if let Some(old) = self.live.insert(*track, first + n) {
                 self.points[old] = -1;
             }
             self.points.push(*track);
-            self.vectors.extend_from_slice(v);
+            batch.push((v.as_slice(), first + n));
         }
-        let batch: Vec<(&[f32], usize)> = (first..self.points.len())
-            .map(|p| (&self.vectors[p * self.dim..(p + 1) * self.dim], p))
-            .collect();
         self.hnsw.parallel_insert_slice(&batch);
         Ok(())
     }
@@ -267,12 +281,16 @@ impl VectorIndex {
             return Vec::new();
         }
         let mut best: Vec<(i64, f32)> = Vec::with_capacity(k + 1);
-        for (&track, &p) in &self.live {
-            if allow.is_some_and(|f| !f(track)) {
+        for point in self.hnsw.get_point_indexation() {
+            let track = self
+                .points
+                .get(point.get_origin_id())
+                .copied()
+                .unwrap_or(-1);
+            if track < 0 || allow.is_some_and(|f| !f(track)) {
                 continue;
             }
-            let v = &self.vectors[p * self.dim..(p + 1) * self.dim];
-            let s: f32 = v.iter().zip(query).map(|(a, b)| a * b).sum();
+            let s: f32 = point.get_v().iter().zip(query).map(|(a, b)| a * b).sum();
             if best.len() < k || s > best[best.len() - 1].1 {
                 let at = best.partition_point(|&(t, b)| b > s || (b == s && t < track));
                 best.insert(at, (track, s));
@@ -364,14 +382,12 @@ impl VectorIndex {
                 points.len()
             )));
         }
-        let mut vectors = vec![0f32; points.len() * meta.dim];
-        for p in hnsw.get_point_indexation() {
-            let id = p.get_origin_id();
-            let v = p.get_v();
-            if id >= points.len() || v.len() != meta.dim {
-                return Err(err("graph point out of range".into()));
-            }
-            vectors[id * meta.dim..(id + 1) * meta.dim].copy_from_slice(v);
+        if hnsw.get_point_indexation().get_data_dimension() != meta.dim {
+            return Err(err(format!(
+                "graph dimension {} != {}",
+                hnsw.get_point_indexation().get_data_dimension(),
+                meta.dim
+            )));
         }
         index.live = points
             .iter()
@@ -381,7 +397,6 @@ impl VectorIndex {
             .collect();
         index.hnsw = hnsw;
         index.points = points;
-        index.vectors = vectors;
         Ok(index)
     }
 }
@@ -449,6 +464,7 @@ mod tests {
         assert_eq!(back.len(), 49);
         assert!(!back.contains(3));
         assert_eq!(back.vector(6), idx.vector(6));
+        assert_eq!(back.vector(6).unwrap(), items[2].1);
         assert_eq!(back.search(&items[10].1, 1, None)[0].0, 30);
         let _ = std::fs::remove_dir_all(&dir);
     }

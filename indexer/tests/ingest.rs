@@ -443,7 +443,9 @@ async fn bulk_batches_replace_tags(backend: &str) {
             .map(|i| {
                 let meta = TrackMeta {
                     external_id: format!("bulk-{i}"),
-                    title: Some(format!("Bulk {i}")),
+                    // Characters COPY's text format must escape.
+                    title: Some(format!("Bulk {i}\t\\N \\x00 \"q\"\nline \u{e9}")),
+                    artists: vec![format!("Artist\\{i}")],
                     source: format!("bulk/{i}.ogg"),
                     tags: vec![format!("mood:{mood}"), "tag:bulk".into()],
                     ..TrackMeta::default()
@@ -472,7 +474,20 @@ async fn bulk_batches_replace_tags(backend: &str) {
     assert_eq!(count(cat.clone()).await, 300 * (per_track as i64 + 2));
     let changes = cat.changes_since(0, 1000).await.unwrap();
     assert_eq!(changes.len(), 300);
+    let stored = cat.all_features().await.unwrap();
+    assert_eq!(stored.len(), 300);
+    assert!(
+        stored.iter().all(|(_, f)| *f == row.features),
+        "vectors round-trip"
+    );
     for c in &changes {
+        let i: usize = c.external_id.trim_start_matches("bulk-").parse().unwrap();
+        assert_eq!(
+            c.title.as_deref(),
+            Some(format!("Bulk {i}\t\\N \\x00 \"q\"\nline \u{e9}").as_str())
+        );
+        assert_eq!(c.artists, vec![format!("Artist\\{i}")]);
+        assert_eq!(c.embedding.as_ref(), Some(&row.embedding));
         assert!(c.tags.contains(&"mood:dark".to_string()), "{:?}", c.tags);
         assert!(!c.tags.contains(&"mood:calm".to_string()));
         assert!(c.embedding.is_some() && c.attributes.is_some());

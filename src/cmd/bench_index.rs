@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::Context;
 use embeddings::attributes::{Mode, PitchClass};
 use embeddings::Attributes;
-use indexer::catalog::{AnalysisRow, Catalog, TagScore, TrackMeta, TrackWrite};
+use indexer::catalog::{AnalysisRow, Catalog, Change, TagScore, TrackMeta, TrackWrite};
 use indexer::text::TextIndex;
 use indexer::vectors::{HnswParams, VectorIndex};
 
@@ -57,6 +57,14 @@ pub struct Args {
     /// Recall queries.
     #[arg(long, default_value_t = 200)]
     pub queries: usize,
+    /// Skip both stores: feed the synthetic tracks straight into the indexes (for
+    /// parameter sweeps).
+    #[arg(long)]
+    pub index_only: bool,
+    /// Only load the indexes saved in `--dir` by an earlier run and report the memory a
+    /// serving process holds (run it as its own process).
+    #[arg(long)]
+    pub load: bool,
 }
 
 /// xorshift64* with Box-Muller: deterministic, no dependency.
@@ -223,6 +231,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         centres.len() >= 2,
         "need at least 2 embeddings to shape the data"
     );
+    if args.load {
+        let t = Instant::now();
+        let vectors = VectorIndex::load(&args.dir.join("vectors"))?;
+        let text = TextIndex::open_or_create(&args.dir.join("text"))?;
+        let load_s = t.elapsed().as_secs_f64();
+        // Touch the graph the way queries do.
+        let mut rng = Rng(7);
+        let synth = Synth { centres, dim };
+        let t = Instant::now();
+        for _ in 0..args.queries {
+            let _ = vectors.search(&synth.embedding(&mut rng), 10, None);
+        }
+        let q_ms = t.elapsed().as_secs_f64() * 1e3 / args.queries as f64;
+        println!(
+            "loaded {} vectors and {} text documents in {load_s:.1} s; {:.0} MiB resident \
+             after {} queries ({q_ms:.2} ms each), peak {:.0} MiB",
+            vectors.len(),
+            text.len(),
+            proc_stats::rss_mib(),
+            args.queries,
+            proc_stats::peak_rss_mib()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let synth = Synth { centres, dim };
     std::fs::create_dir_all(&args.dir)?;
     println!(
@@ -237,7 +269,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     let mut pg_url = None;
-    if !args.no_postgres {
+    if !args.no_postgres && !args.index_only {
         let admin = args.postgres.clone();
         let base = admin
             .rsplit_once('/')
@@ -268,7 +300,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         pg_url = Some(url);
     }
     let sqlite_path = args.dir.join("bench.db");
-    if !args.no_sqlite {
+    if !args.no_sqlite && !args.index_only {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", sqlite_path.display()));
         }
@@ -281,10 +313,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     // Index build from the store, as reindex does.
-    let url = match (&pg_url, args.no_sqlite) {
-        (Some(u), _) => u.clone(),
-        (None, false) => format!("sqlite://{}", sqlite_path.display()),
-        (None, true) => anyhow::bail!("nothing to build indexes from (both stores skipped)"),
+    let source = match (&pg_url, args.no_sqlite || args.index_only) {
+        (Some(u), _) => Pages::Store(u.clone()),
+        (None, false) => Pages::Store(format!("sqlite://{}", sqlite_path.display())),
+        (None, true) => Pages::Synthetic(&synth),
     };
     let params = HnswParams {
         m: args.m,
@@ -292,7 +324,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..HnswParams::default()
     };
     let rss_before = proc_stats::rss_mib();
-    let (vectors, text) = rt.block_on(build_indexes(&url, &args.dir, dim, params, args.tracks))?;
+    let (vectors, text) =
+        rt.block_on(build_indexes(source, &args.dir, dim, params, args.tracks))?;
     let rss_after = proc_stats::rss_mib();
     println!(
         "  memory: {:.0} MiB resident holding both indexes ({:.0} MiB before building), peak {:.0} MiB",
@@ -378,14 +411,52 @@ fn bench_writes(
     })
 }
 
+/// Where the index build reads tracks from.
+enum Pages<'a> {
+    /// A catalogue written by this run (the real `changes_since` path).
+    Store(String),
+    /// Straight from the generator (`--index-only`).
+    Synthetic(&'a Synth),
+}
+
+/// The change a store would return for synthetic track `i`.
+fn synthetic_change(i: usize, w: TrackWrite) -> Change {
+    let a = w.analysis.expect("synthetic tracks are analysed");
+    let mut tags = w.meta.tags;
+    tags.extend(a.tags.into_iter().map(|t| t.name));
+    Change {
+        id: i as i64 + 1,
+        seq: i as i64 + 1,
+        external_id: w.meta.external_id,
+        active: true,
+        title: w.meta.title,
+        artists: w.meta.artists,
+        album: w.meta.album,
+        genre: w.meta.genre,
+        release_year: w.meta.release_year,
+        duration_s: Some(a.duration_s),
+        tags,
+        attributes: Some((
+            indexer::catalog::rows::attribute_values(&a.attributes),
+            a.attributes.key.name().to_string(),
+            a.attributes.mode.name().to_string(),
+            a.attributes.camelot.clone(),
+        )),
+        embedding: Some(a.embedding),
+    }
+}
+
 async fn build_indexes(
-    url: &str,
+    source: Pages<'_>,
     dir: &Path,
     dim: usize,
     params: HnswParams,
     n: usize,
 ) -> anyhow::Result<(VectorIndex, TextIndex)> {
-    let cat = Catalog::open(url).await?;
+    let cat = match &source {
+        Pages::Store(url) => Some(Catalog::open(url).await?),
+        Pages::Synthetic(_) => None,
+    };
     let text_dir = dir.join("text");
     let vec_dir = dir.join("vectors");
     let _ = std::fs::remove_dir_all(&text_dir);
@@ -395,7 +466,16 @@ async fn build_indexes(
     let mut after = 0;
     loop {
         let t = Instant::now();
-        let page = cat.changes_since(after, 20_000).await?;
+        let page = match (&cat, &source) {
+            (Some(cat), _) => cat.changes_since(after, 20_000).await?,
+            (None, Pages::Synthetic(synth)) => {
+                let from = after as usize;
+                (from..(from + 20_000).min(n))
+                    .map(|i| synthetic_change(i, synth.track(i)))
+                    .collect()
+            }
+            (None, Pages::Store(_)) => unreachable!("a store source always has a catalogue"),
+        };
         read_s += t.elapsed().as_secs_f64();
         let Some(last) = page.last().map(|c| c.seq) else {
             break;
@@ -420,9 +500,16 @@ async fn build_indexes(
     let t = Instant::now();
     vectors.save(&vec_dir)?;
     let save_s = t.elapsed().as_secs_f64();
-    cat.close().await;
+    if let Some(cat) = cat {
+        cat.close().await;
+    }
     println!(
-        "  store read (changes_since, 20k pages): {read_s:.1} s ({:.0} tracks/s)",
+        "  {} (20k pages): {read_s:.1} s ({:.0} tracks/s)",
+        if matches!(source, Pages::Store(_)) {
+            "store read (changes_since)"
+        } else {
+            "synthetic generation"
+        },
         n as f64 / read_s
     );
     println!(

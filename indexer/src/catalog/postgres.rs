@@ -369,17 +369,7 @@ pub(super) async fn changes_since(pool: &PgPool, after: i64, limit: i64) -> Resu
     .bind(&ids)
     .fetch_all(pool)
     .await?;
-    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
-    for (id, name) in tag_rows {
-        tags.entry(id).or_default().push(name);
-    }
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let t = tags.remove(&r.id).unwrap_or_default();
-            r.into_change(t)
-        })
-        .collect())
+    Ok(rows::attach_tags(rows, tag_rows))
 }
 
 pub(super) async fn set_space(

@@ -255,6 +255,20 @@ impl ChangeRow {
     }
 }
 
+/// Joins change rows with their `(track id, tag name)` rows.
+pub(super) fn attach_tags(rows: Vec<ChangeRow>, tag_rows: Vec<(i64, String)>) -> Vec<Change> {
+    let mut tags: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+    for (id, name) in tag_rows {
+        tags.entry(id).or_default().push(name);
+    }
+    rows.into_iter()
+        .map(|r| {
+            let t = tags.remove(&r.id).unwrap_or_default();
+            r.into_change(t)
+        })
+        .collect()
+}
+
 /// The analysis attribute values in [`super::ATTRIBUTE_COLUMNS`] order.
 pub fn attribute_values(a: &Attributes) -> [f64; ATTRIBUTE_COUNT] {
     [

@@ -297,6 +297,43 @@ mod tests {
         assert!(m.artists.is_empty());
     }
 
+    /// Real tags written into a real file (lofty) become the track's metadata.
+    #[test]
+    fn file_tags_become_metadata() {
+        use lofty::config::WriteOptions;
+        use lofty::tag::{Accessor, Tag, TagExt};
+        let dir = std::env::temp_dir().join(format!("motif-tags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/audio");
+        for name in [
+            "pop_a_major_120.mp3",
+            "pop_a_major_120.ogg",
+            "pop_a_major_120.flac",
+        ] {
+            let path = dir.join(name);
+            std::fs::copy(fixtures.join(name), &path).unwrap();
+            let file = lofty::read_from_path(&path).unwrap();
+            let mut tag = Tag::new(file.primary_tag_type());
+            tag.set_title("Tagged Title".into());
+            tag.set_artist("Tagged Artist".into());
+            tag.set_album("Tagged Album".into());
+            tag.set_genre("Synth Pop".into());
+            tag.insert_text(ItemKey::RecordingDate, "2019-05-01".into());
+            tag.insert_text(ItemKey::Isrc, "ZZMTF1900001".into());
+            tag.save_to_path(&path, WriteOptions::default()).unwrap();
+            let m = file_meta(&path, &dir);
+            assert_eq!(m.title.as_deref(), Some("Tagged Title"), "{name}");
+            assert_eq!(m.artists, vec!["Tagged Artist".to_string()], "{name}");
+            assert_eq!(m.album.as_deref(), Some("Tagged Album"), "{name}");
+            assert_eq!(m.genre.as_deref(), Some("Synth Pop"), "{name}");
+            assert_eq!(m.release_year, Some(2019), "{name}");
+            assert_eq!(m.isrc.as_deref(), Some("ZZMTF1900001"), "{name}");
+            assert_eq!(m.tags, vec!["genre:synth pop".to_string()], "{name}");
+            assert_eq!(m.external_id, format!("file:{name}"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn tags_are_namespaced_and_genre_becomes_a_tag() {
         let t = catalog_tags(

@@ -30,8 +30,10 @@ pub fn tempo_class(bpm: f32) -> &'static str {
 }
 
 /// The analysis tags of a track. Always present: `tempo:*`, `key:*`, `mode:*`,
-/// `camelot:*`, `energy:*`; present when they apply: `danceable`, `acoustic`,
-/// `electronic`, `percussive`, `bright`, `dark`, `syncopated`, `repetitive`, `dynamic`.
+/// `camelot:*`, `energy:*`; present when they apply: `groove:danceable`,
+/// `sound:acoustic`, `sound:electronic`, `rhythm:percussive`, `rhythm:syncopated`,
+/// `timbre:bright`, `timbre:dark`, `structure:repetitive`, `dynamics:wide`. Every tag is
+/// `facet:value`, so the catalogue can count and filter by facet.
 pub fn derive(a: &Attributes) -> Vec<Tag> {
     let mode = match a.mode {
         Mode::Major => "major",
@@ -53,20 +55,71 @@ pub fn derive(a: &Attributes) -> Vec<Tag> {
         e => tag("energy:high", e),
     });
     let flags = [
-        ("danceable", a.danceability, a.danceability >= 0.5),
-        ("acoustic", a.acousticness, a.acousticness >= 0.6),
-        ("electronic", 1.0 - a.acousticness, a.acousticness < 0.35),
-        ("percussive", a.percussiveness, a.percussiveness >= 0.5),
-        ("bright", a.brightness, a.brightness >= 0.65),
-        ("dark", 1.0 - a.brightness, a.brightness < 0.3),
-        ("syncopated", a.syncopation, a.syncopation >= 0.4),
-        ("repetitive", a.repetitiveness, a.repetitiveness >= 0.6),
+        ("groove:danceable", a.danceability, a.danceability >= 0.5),
+        ("sound:acoustic", a.acousticness, a.acousticness >= 0.6),
         (
-            "dynamic",
+            "sound:electronic",
+            1.0 - a.acousticness,
+            a.acousticness < 0.35,
+        ),
+        (
+            "rhythm:percussive",
+            a.percussiveness,
+            a.percussiveness >= 0.5,
+        ),
+        ("timbre:bright", a.brightness, a.brightness >= 0.65),
+        ("timbre:dark", 1.0 - a.brightness, a.brightness < 0.3),
+        ("rhythm:syncopated", a.syncopation, a.syncopation >= 0.4),
+        (
+            "structure:repetitive",
+            a.repetitiveness,
+            a.repetitiveness >= 0.6,
+        ),
+        (
+            "dynamics:wide",
             (a.dynamic_complexity / 10.0).min(1.0),
             a.dynamic_complexity >= 4.0,
         ),
     ];
     tags.extend(flags.into_iter().filter(|f| f.2).map(|(n, s, _)| tag(n, s)));
     tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attributes::PitchClass;
+
+    /// Every tag is `facet:value`, whichever flags fire.
+    #[test]
+    fn every_tag_has_a_facet() {
+        for level in [0.0f32, 0.5, 1.0] {
+            let a = Attributes {
+                tempo_bpm: 60.0 + 100.0 * level,
+                tempo_confidence: level,
+                key: PitchClass::A,
+                mode: Mode::Minor,
+                key_strength: level,
+                camelot: "8A".into(),
+                loudness_lufs: -14.0,
+                loudness_range_lu: 6.0,
+                true_peak_dbtp: -1.0,
+                energy: level,
+                danceability: level,
+                brightness: level,
+                percussiveness: level,
+                acousticness: level,
+                syncopation: level,
+                harmonic_complexity: level,
+                repetitiveness: level,
+                dynamic_complexity: 10.0 * level,
+                onset_rate: 4.0,
+            };
+            for t in derive(&a) {
+                let (facet, value) = t.name.split_once(':').expect("facet:value");
+                assert!(!facet.is_empty() && !value.is_empty(), "{}", t.name);
+                assert!((0.0..=1.0).contains(&t.score), "{} {}", t.name, t.score);
+            }
+        }
+    }
 }

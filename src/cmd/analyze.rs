@@ -44,7 +44,8 @@ pub const FIELDS: &str = "OUTPUT FIELDS (one object per line; --pretty indents)
     dynamic_complexity      dB, mean deviation of one-second levels
     onset_rate              onsets per second
   analysis.tags             [{name: \"facet:value\", score: 0-1}], e.g. tempo:fast,
-                            key:A-minor, mode:minor, camelot:8A, energy:high, danceable
+                            key:A-minor, mode:minor, camelot:8A, energy:high,
+                            groove:danceable, timbre:bright
   analysis.features         raw feature vector (75 numbers; layout: timbre 38, harmony 16,
                             rhythm 16, dynamics 5; see embeddings::features)
   analysis.embedding        L2-normalised embedding (75 numbers) in embedding_space

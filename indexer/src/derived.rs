@@ -119,10 +119,19 @@ impl DerivedIndexes {
             let Some(last) = changes.last().map(|c| c.seq) else {
                 break;
             };
+            report.applied += changes.len() as u64;
+            // Pages come in change order, so what an index lacks is a suffix of each page.
+            let text_from = changes.partition_point(|c| c.seq <= tseq);
+            if text_from < changes.len() {
+                self.text.apply(&changes[text_from..])?;
+                tdirty = true;
+            }
+            let vec_from = changes.partition_point(|c| c.seq <= vseq);
+            vdirty |= vec_from < changes.len();
             let mut ups = Vec::new();
-            for c in changes.iter().filter(|c| c.seq > vseq) {
-                match (&c.embedding, c.active) {
-                    (Some(e), true) => ups.push((c.id, e.clone())),
+            for c in changes.into_iter().skip(vec_from) {
+                match (c.embedding, c.active) {
+                    (Some(e), true) => ups.push((c.id, e)),
                     _ => {
                         self.vectors.remove(c.id);
                     }
@@ -131,13 +140,6 @@ impl DerivedIndexes {
             if !ups.is_empty() {
                 self.vectors.upsert(&ups)?;
             }
-            vdirty |= changes.iter().any(|c| c.seq > vseq);
-            let text_changes: Vec<_> = changes.iter().filter(|c| c.seq > tseq).cloned().collect();
-            if !text_changes.is_empty() {
-                self.text.apply(&text_changes)?;
-                tdirty = true;
-            }
-            report.applied += changes.len() as u64;
             after = last;
         }
         let seq = after.max(vseq).max(tseq);

@@ -130,6 +130,7 @@ enum Plan {
     Write(TrackWrite),
     Analyse {
         meta: TrackMeta,
+        meta_hash: String,
         path: PathBuf,
         hash: String,
     },
@@ -227,7 +228,8 @@ async fn run_locked(
     .map_err(|e| PipelineError::Workers(e.to_string()))?;
 
     let mut writes: Vec<TrackWrite> = Vec::new();
-    let mut work: Vec<(TrackMeta, PathBuf, String)> = Vec::new();
+    // (metadata, (metadata fingerprint, content hash), file)
+    let mut work: Vec<(TrackMeta, (String, String), PathBuf)> = Vec::new();
     let mut stale = 0u64;
     for p in plans {
         match p {
@@ -239,7 +241,12 @@ async fn run_locked(
                 stale += 1;
             }
             Plan::Write(w) => writes.push(w),
-            Plan::Analyse { meta, path, hash } => work.push((meta, path, hash)),
+            Plan::Analyse {
+                meta,
+                meta_hash,
+                path,
+                hash,
+            } => work.push((meta, (meta_hash, hash), path)),
             Plan::Failed(e) => {
                 counts.failed += 1;
                 errors.push(e);
@@ -267,7 +274,7 @@ async fn run_locked(
     opts.progress.set_message("analysing");
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(
         TrackMeta,
-        String,
+        (String, String),
         std::result::Result<AnalysisRow, ItemError>,
     )>(opts.batch_size.max(1) * 2);
     let jobs = opts.jobs.max(1);
@@ -280,10 +287,10 @@ async fn run_locked(
     let workers = std::thread::spawn(move || {
         pool.install(|| {
             work.into_par_iter()
-                .for_each_with(tx, |tx, (meta, path, hash)| {
+                .for_each_with(tx, |tx, (meta, hashes, path)| {
                     let result = analyse_one(&meta, &path, &config, space.as_ref());
                     // A closed channel means the writer stopped on a store error: drop the rest.
-                    let _ = tx.blocking_send((meta, hash, result));
+                    let _ = tx.blocking_send((meta, hashes, result));
                 });
         });
     });
@@ -293,7 +300,7 @@ async fn run_locked(
     loop {
         let next = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
         let done = matches!(next, Ok(None));
-        if let Ok(Some((meta, hash, result))) = next {
+        if let Ok(Some((meta, (meta_hash, hash), result))) = next {
             opts.progress.inc(1);
             match result {
                 Ok(analysis) => {
@@ -303,7 +310,7 @@ async fn run_locked(
                     opts.progress
                         .set_message(format!("{:.0}x realtime", counts.audio_seconds / secs));
                     batch.push(TrackWrite {
-                        meta_hash: meta.fingerprint(),
+                        meta_hash,
                         meta,
                         content_hash: hash,
                         analysis: Some(analysis),
@@ -422,6 +429,7 @@ fn plan(
     let Some(s) = state else {
         return Plan::Analyse {
             meta,
+            meta_hash,
             path: real,
             hash,
         };
@@ -431,6 +439,7 @@ fn plan(
     if !same_audio || (reanalyze && !current) {
         return Plan::Analyse {
             meta,
+            meta_hash,
             path: real,
             hash,
         };

@@ -34,6 +34,11 @@ enum Command {
     Errors(cmd::errors::Args),
     /// Refit the embedding space and rebuild the HNSW and text indexes from the store.
     Reindex(cmd::reindex::Args),
+    /// Serve the query API over HTTP (similar, search, hybrid, tags, playlists, ingest).
+    Serve(cmd::serve::Args),
+    /// Index the bundled fixtures (or a folder) with SQLite, serve them on 127.0.0.1 and
+    /// print example requests.
+    Quickstart(cmd::quickstart::Args),
 }
 
 /// Default log filter: warnings, except the decoders' own complaints about bad files,
@@ -66,6 +71,8 @@ fn main() -> ExitCode {
         Command::Index(a) => cmd::index::run(a),
         Command::Errors(a) => cmd::errors::run(a),
         Command::Reindex(a) => cmd::reindex::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Quickstart(a) => cmd::quickstart::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,20 @@
-//! The query engine and HTTP routes (issue 4). Empty until the query API lands.
+//! # api: the query engine and the HTTP routes over it
+//!
+//! [`engine::Engine`] owns the catalogue store and the derived indexes of one data folder
+//! and answers queries as plain Rust calls: "more like this" ([`engine::Engine::similar`]),
+//! text search with facets, hybrid fusion ([`hybrid`]), tags, playlists ([`playlist`]),
+//! song paths, takedowns. [`params`] validates request parameters into engine inputs;
+//! [`http`] maps routes onto the engine and errors onto DESIGN.md's JSON shape.
 
-pub use embeddings::Analysis;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod hybrid;
+pub mod music;
+pub mod params;
+pub mod playlist;
+pub mod uploads;
+pub mod view;
+
+pub use engine::Engine;
+pub use error::ApiError;

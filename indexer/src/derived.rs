@@ -6,9 +6,10 @@
 //! An index that is missing, unreadable or from another schema starts empty at sequence 0,
 //! so catching up rebuilds it from the store: the store is the only truth.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, Change};
 use crate::text::{TextError, TextIndex};
 use crate::vectors::{HnswParams, VectorError, VectorIndex};
 
@@ -21,12 +22,40 @@ pub enum DerivedError {
     Vectors(#[from] VectorError),
     #[error(transparent)]
     Text(#[from] TextError),
+    #[error("index lock {0}: {1}")]
+    Lock(PathBuf, std::io::Error),
 }
 
 type Result<T> = std::result::Result<T, DerivedError>;
 
 /// Changes read from the store per round trip while catching up.
-const PAGE: i64 = 20_000;
+pub const PAGE: i64 = 20_000;
+
+/// An exclusive claim on a data folder's indexes (`<data-dir>/indexes.lock`): a running
+/// server holds it for its lifetime, so a `motif index` run against the same folder
+/// leaves the indexes to the server, which catches up from the store by itself.
+#[derive(Debug)]
+pub struct IndexLock {
+    _file: File,
+}
+
+impl IndexLock {
+    /// Takes the lock if no other holder has it; `Ok(None)` when it is held.
+    pub fn try_acquire(data_dir: &Path) -> Result<Option<IndexLock>> {
+        let path = data_dir.join("indexes.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| DerivedError::Lock(path.clone(), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(IndexLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(DerivedError::Lock(path, e)),
+        }
+    }
+}
 
 /// What opening and catching up did, for the run summary.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -37,6 +66,9 @@ pub struct CatchUp {
     pub seq: i64,
     /// Indexes that could not be loaded and were rebuilt from the store, with why.
     pub rebuilt: Vec<String>,
+    /// Why the indexes were left alone (a running server holds them and catches up itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The HNSW and tantivy indexes of one data folder.
@@ -45,6 +77,10 @@ pub struct DerivedIndexes {
     pub vectors: VectorIndex,
     pub text: TextIndex,
     rebuilt: Vec<String>,
+    /// The sequence of the last change applied to the text index (committed or not).
+    text_applied: i64,
+    /// Whether the vector index changed since it was last saved.
+    vectors_dirty: bool,
 }
 
 impl DerivedIndexes {
@@ -75,11 +111,14 @@ impl DerivedIndexes {
                 TextIndex::open_or_create(&text_dir)?
             }
         };
+        let text_applied = text.seq();
         Ok(DerivedIndexes {
             dir: data_dir.to_path_buf(),
             vectors,
             text,
             rebuilt,
+            text_applied,
+            vectors_dirty: false,
         })
     }
 
@@ -89,6 +128,72 @@ impl DerivedIndexes {
         self.vectors = VectorIndex::new(self.vectors.dim(), params, 0)?;
         self.text.clear()?;
         self.text.commit(0)?;
+        self.text_applied = 0;
+        self.vectors_dirty = true;
+        Ok(())
+    }
+
+    /// The change sequence up to which both indexes have applied every change (the
+    /// text index's part may still await [`commit_text`](Self::commit_text)).
+    pub fn applied_seq(&self) -> i64 {
+        self.vectors.seq().min(self.text_applied)
+    }
+
+    /// Reasons indexes were rebuilt when opened (reported once).
+    pub fn take_rebuilt(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.rebuilt)
+    }
+
+    /// Applies one page of store changes, in change order, to whichever index lacks them:
+    /// vector changes are live at once, text changes after [`commit_text`](Self::commit_text).
+    pub fn apply(&mut self, changes: Vec<Change>) -> Result<()> {
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            return Ok(());
+        };
+        let (vseq, tseq) = (self.vectors.seq(), self.text_applied);
+        // Pages come in change order, so what an index lacks is a suffix of each page.
+        let text_from = changes.partition_point(|c| c.seq <= tseq);
+        if text_from < changes.len() {
+            self.text.apply(&changes[text_from..])?;
+            self.text_applied = last;
+        }
+        let vec_from = changes.partition_point(|c| c.seq <= vseq);
+        if vec_from < changes.len() {
+            let mut ups = Vec::new();
+            for c in changes.into_iter().skip(vec_from) {
+                match (c.embedding, c.active) {
+                    (Some(e), true) => ups.push((c.id, e)),
+                    _ => {
+                        self.vectors.remove(c.id);
+                    }
+                }
+            }
+            if !ups.is_empty() {
+                self.vectors.upsert(&ups)?;
+            }
+            self.vectors.set_seq(last);
+            self.vectors_dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Makes the text changes applied so far visible and durable.
+    pub fn commit_text(&mut self) -> Result<()> {
+        if self.text_applied != self.text.seq() {
+            self.text.commit(self.text_applied)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the vector index has changes not yet saved.
+    pub fn vectors_dirty(&self) -> bool {
+        self.vectors_dirty
+    }
+
+    /// Saves the vector index (atomically) to `<data-dir>/vectors`.
+    pub fn save_vectors(&mut self) -> Result<()> {
+        self.vectors.save(&self.dir.join("vectors"))?;
+        self.vectors_dirty = false;
         Ok(())
     }
 
@@ -111,44 +216,26 @@ impl DerivedIndexes {
             ));
             self.reset(self.vectors.params())?;
         }
-        let (vseq, tseq) = (self.vectors.seq(), self.text.seq());
-        let mut after = vseq.min(tseq);
-        let (mut vdirty, mut tdirty) = (false, false);
+        let before = self.applied_seq();
+        let mut after = before;
         loop {
             let changes = catalog.changes_since(after, PAGE).await?;
             let Some(last) = changes.last().map(|c| c.seq) else {
                 break;
             };
             report.applied += changes.len() as u64;
-            // Pages come in change order, so what an index lacks is a suffix of each page.
-            let text_from = changes.partition_point(|c| c.seq <= tseq);
-            if text_from < changes.len() {
-                self.text.apply(&changes[text_from..])?;
-                tdirty = true;
-            }
-            let vec_from = changes.partition_point(|c| c.seq <= vseq);
-            vdirty |= vec_from < changes.len();
-            let mut ups = Vec::new();
-            for c in changes.into_iter().skip(vec_from) {
-                match (c.embedding, c.active) {
-                    (Some(e), true) => ups.push((c.id, e)),
-                    _ => {
-                        self.vectors.remove(c.id);
-                    }
-                }
-            }
-            if !ups.is_empty() {
-                self.vectors.upsert(&ups)?;
-            }
+            self.apply(changes)?;
             after = last;
         }
-        let seq = after.max(vseq).max(tseq);
-        if tdirty || self.text.seq() != seq {
-            self.text.commit(seq)?;
-        }
-        if vdirty || self.vectors.seq() != seq || !self.dir.join("vectors").exists() {
+        let seq = after.max(self.vectors.seq()).max(self.text_applied);
+        self.text_applied = seq;
+        self.commit_text()?;
+        if self.vectors.seq() != seq {
             self.vectors.set_seq(seq);
-            self.vectors.save(&self.dir.join("vectors"))?;
+            self.vectors_dirty = true;
+        }
+        if self.vectors_dirty || !self.dir.join("vectors").exists() {
+            self.save_vectors()?;
         }
         report.seq = seq;
         Ok(report)

@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod derived;
+pub mod filter;
 pub mod manifest;
 pub mod pipeline;
 pub mod source;

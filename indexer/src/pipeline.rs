@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use crate::catalog::{
     AnalysisRow, Catalog, CatalogError, ItemError, RunCounts, TrackMeta, TrackState, TrackWrite,
 };
-use crate::derived::{CatchUp, DerivedError, DerivedIndexes};
+use crate::derived::{CatchUp, DerivedError, DerivedIndexes, IndexLock};
 use crate::source::{self, InputError, Item};
 use crate::vectors::HnswParams;
 
@@ -45,6 +45,19 @@ pub struct Options {
     pub hnsw: HnswParams,
     /// Progress display (hidden by default).
     pub progress: ProgressBar,
+    /// Called with the run id as soon as the run is registered (HTTP ingestion answers
+    /// with it before the run ends).
+    pub on_start: Option<RunStarted>,
+}
+
+/// A callback receiving a run's id when it starts.
+#[derive(Clone)]
+pub struct RunStarted(pub std::sync::Arc<dyn Fn(i64) + Send + Sync>);
+
+impl std::fmt::Debug for RunStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunStarted")
+    }
 }
 
 impl Default for Options {
@@ -56,6 +69,7 @@ impl Default for Options {
             analysis: AnalysisConfig::default(),
             hnsw: HnswParams::default(),
             progress: ProgressBar::hidden(),
+            on_start: None,
         }
     }
 }
@@ -147,6 +161,17 @@ pub async fn run(
 ) -> Result<Summary> {
     let started = Instant::now();
     let input = source::read_input(input)?;
+    run_input(catalog, data_dir, input, opts, started).await
+}
+
+/// [`run`] over an input already read (a manifest received over HTTP).
+pub async fn run_input(
+    catalog: &Catalog,
+    data_dir: &Path,
+    input: source::Input,
+    opts: &Options,
+    started: Instant,
+) -> Result<Summary> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| PipelineError::Input(InputError::Io(data_dir.to_path_buf(), e)))?;
     let lock = catalog.lock_runs(&data_dir.join("motif.lock")).await?;
@@ -163,6 +188,9 @@ async fn run_locked(
     started: Instant,
 ) -> Result<Summary> {
     let run_id = catalog.start_run(&input.describe).await?;
+    if let Some(cb) = &opts.on_start {
+        (cb.0)(run_id);
+    }
     let mut counts = RunCounts {
         seen: (input.items.len() + input.errors.len()) as u64,
         failed: input.errors.len() as u64,
@@ -357,10 +385,26 @@ async fn run_locked(
     catalog.resolve_errors(&succeeded).await?;
     catalog.record_errors(run_id, &errors).await?;
 
-    // Bring the derived indexes up to the store.
-    let mut indexes = DerivedIndexes::open(data_dir, embeddings::features::FEATURE_DIM, opts.hnsw)?;
-    let index = indexes.catch_up(catalog).await?;
-    indexes.close()?;
+    // Bring the derived indexes up to the store, unless a running server holds them.
+    let (index, indexed_vectors, indexed_text) = match IndexLock::try_acquire(data_dir)? {
+        Some(_lock) => {
+            let mut indexes =
+                DerivedIndexes::open(data_dir, embeddings::features::FEATURE_DIM, opts.hnsw)?;
+            let index = indexes.catch_up(catalog).await?;
+            indexes.close()?;
+            (index, indexes.vectors.len(), indexes.text.len())
+        }
+        None => (
+            CatchUp {
+                skipped: Some(
+                    "the indexes are held by a running server, which catches up by itself".into(),
+                ),
+                ..CatchUp::default()
+            },
+            0,
+            0,
+        ),
+    };
     catalog.finish_run(run_id, &counts).await?;
 
     let elapsed_s = started.elapsed().as_secs_f64();
@@ -375,8 +419,8 @@ async fn run_locked(
         x_realtime,
         x_realtime_per_core: x_realtime / jobs as f64,
         jobs,
-        indexed_vectors: indexes.vectors.len(),
-        indexed_text: indexes.text.len(),
+        indexed_vectors,
+        indexed_text,
         index,
         counts,
     })

@@ -140,16 +140,27 @@ fn read_directory(root: &Path) -> Input {
 fn read_manifest(path: &Path) -> Result<Input, InputError> {
     let root = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let file = std::fs::File::open(path).map_err(|e| InputError::Io(path.to_path_buf(), e))?;
-    let parsed = manifest::read(std::io::BufReader::new(file), &root);
+    Ok(manifest_input(
+        std::io::BufReader::new(file),
+        &root,
+        &path.display().to_string(),
+    ))
+}
+
+/// A manifest read from `reader` (a file, or a request body), its paths resolved under
+/// `root`; `label` names it in error rows and in the run's description.
+pub fn manifest_input(reader: impl std::io::BufRead, root: &Path, label: &str) -> Input {
+    let root = root.to_path_buf();
+    let parsed = manifest::read(reader, &root);
     let mut input = Input {
         root: root.clone(),
-        describe: format!("manifest {}", path.display()),
+        describe: format!("manifest {label}"),
         ..Input::default()
     };
     for e in parsed.errors {
         input.errors.push(ItemError {
             external_id: None,
-            source: Some(path.display().to_string()),
+            source: Some(label.to_string()),
             line: Some(e.line as i64),
             kind: "manifest".into(),
             message: e.message,
@@ -198,7 +209,7 @@ fn read_manifest(path: &Path) -> Result<Input, InputError> {
             }
         }
     }
-    Ok(input)
+    input
 }
 
 /// Normalised, deduplicated catalogue tags, plus `genre:<genre>` when a genre is given.

@@ -8,14 +8,23 @@
 
 use std::path::Path;
 
-use tantivy::collector::TopDocs;
-use tantivy::query::QueryParser;
-use tantivy::schema::{
-    Facet, FacetOptions, Field, NumericOptions, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
-};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use std::collections::HashMap;
+use std::ops::Bound;
 
-use crate::catalog::{Change, ATTRIBUTE_COLUMNS};
+use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{
+    Facet, FacetOptions, Field, IndexRecordOption, NumericOptions, Schema, Value, FAST, INDEXED,
+    STORED, STRING, TEXT,
+};
+use tantivy::{
+    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument,
+    Term,
+};
+
+use crate::catalog::{Change, ATTRIBUTE_COLUMNS, ATTRIBUTE_COUNT};
+use crate::filter::{artist_key, camelot_number, recording_key, Filter, NumField, TrackSet};
 
 /// Why the text index cannot be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +35,8 @@ pub enum TextError {
     Dir(String, String),
     #[error("text index schema differs from this version's (rebuild it)")]
     Schema,
+    #[error("text query: {0}")]
+    Query(String),
 }
 
 type Result<T> = std::result::Result<T, TextError>;
@@ -47,6 +58,12 @@ pub struct Fields {
     pub camelot: Field,
     pub year: Field,
     pub duration_s: Field,
+    /// [`artist_key`] of each credited artist (exclusion filters, artist spacing).
+    pub artist_key: Field,
+    /// [`recording_key`] of the ISRC or content hash (duplicate collapsing).
+    pub recording: Field,
+    /// [`camelot_number`] (harmonic ordering without string lookups).
+    pub camelot_n: Field,
     /// One f64 fast field per [`ATTRIBUTE_COLUMNS`] entry, same order.
     pub attributes: Vec<Field>,
 }
@@ -54,7 +71,10 @@ pub struct Fields {
 /// The index schema (a change here means existing indexes are rebuilt).
 pub fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let num = NumericOptions::default().set_indexed().set_fast();
+    let num = NumericOptions::default()
+        .set_indexed()
+        .set_fast()
+        .set_stored();
     let id = b.add_u64_field("id", INDEXED | STORED | FAST);
     let external_id = b.add_text_field("external_id", STRING | STORED);
     let title = b.add_text_field("title", TEXT | STORED);
@@ -62,13 +82,16 @@ pub fn schema() -> (Schema, Fields) {
     let album = b.add_text_field("album", TEXT | STORED);
     let genre = b.add_text_field("genre", TEXT | STORED);
     let tags_text = b.add_text_field("tags", TEXT);
-    let tag = b.add_text_field("tag", STRING | FAST);
+    let tag = b.add_text_field("tag", STRING | FAST | STORED);
     let tag_facet = b.add_facet_field("tag_facet", FacetOptions::default());
-    let key = b.add_text_field("key", STRING | FAST);
-    let mode = b.add_text_field("mode", STRING | FAST);
-    let camelot = b.add_text_field("camelot", STRING | FAST);
+    let key = b.add_text_field("key", STRING | FAST | STORED);
+    let mode = b.add_text_field("mode", STRING | FAST | STORED);
+    let camelot = b.add_text_field("camelot", STRING | FAST | STORED);
     let year = b.add_i64_field("year", num.clone());
     let duration_s = b.add_f64_field("duration_s", num.clone());
+    let artist_key = b.add_u64_field("artist_key", INDEXED | FAST);
+    let recording = b.add_u64_field("recording", FAST | STORED);
+    let camelot_n = b.add_u64_field("camelot_n", FAST);
     let attributes = ATTRIBUTE_COLUMNS
         .iter()
         .map(|c| b.add_f64_field(c, num.clone()))
@@ -88,6 +111,9 @@ pub fn schema() -> (Schema, Fields) {
         camelot,
         year,
         duration_s,
+        artist_key,
+        recording,
+        camelot_n,
         attributes,
     };
     (b.build(), fields)
@@ -241,25 +267,475 @@ impl TextIndex {
     /// BM25 search over title, artists, album, genre and tags (tantivy's query syntax);
     /// track ids with scores, best first.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(i64, f32)>> {
+        let page = self.search_page(Some(query), &Filter::default(), limit, 0)?;
+        Ok(page.hits)
+    }
+
+    /// Parses free text (tantivy syntax: words are ANDed, `"quoted phrases"`, `field:word`)
+    /// against title, artists, album, genre and tags.
+    pub fn parse_text(&self, text: &str) -> Result<Box<dyn Query>> {
         let f = &self.fields;
         let mut parser = QueryParser::for_index(
             &self.index,
             vec![f.title, f.artists, f.album, f.genre, f.tags_text],
         );
         parser.set_conjunction_by_default();
-        let q = parser.parse_query(query).map_err(|e| {
-            TextError::Tantivy(tantivy::TantivyError::InvalidArgument(e.to_string()))
-        })?;
+        parser
+            .parse_query(text)
+            .map_err(|e| TextError::Query(e.to_string()))
+    }
+
+    /// The query matching exactly the documents that pass `filter` (and `text`, if any).
+    pub fn query(&self, text: Option<&str>, filter: &Filter) -> Result<Box<dyn Query>> {
+        let f = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        match text.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) => clauses.push((Occur::Must, self.parse_text(t)?)),
+            None => clauses.push((Occur::Must, Box::new(AllQuery))),
+        }
+        let term_q = |field: Field, v: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, v),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let any_of = |qs: Vec<Box<dyn Query>>| -> Box<dyn Query> {
+            Box::new(BooleanQuery::new(
+                qs.into_iter().map(|q| (Occur::Should, q)).collect(),
+            ))
+        };
+        for t in &filter.tags_all {
+            clauses.push((Occur::Must, term_q(f.tag, t)));
+        }
+        if !filter.tags_any.is_empty() {
+            let qs = filter.tags_any.iter().map(|t| term_q(f.tag, t)).collect();
+            clauses.push((Occur::Must, any_of(qs)));
+        }
+        for t in &filter.tags_none {
+            clauses.push((Occur::MustNot, term_q(f.tag, t)));
+        }
+        if !filter.keys.is_empty() {
+            let qs = filter.keys.iter().map(|k| term_q(f.key, k)).collect();
+            clauses.push((Occur::Must, any_of(qs)));
+        }
+        if let Some(m) = &filter.mode {
+            clauses.push((Occur::Must, term_q(f.mode, m)));
+        }
+        if !filter.camelot.is_empty() {
+            let qs = filter
+                .camelot
+                .iter()
+                .map(|c| term_q(f.camelot, c))
+                .collect();
+            clauses.push((Occur::Must, any_of(qs)));
+        }
+        for a in &filter.artists_none {
+            clauses.push((
+                Occur::MustNot,
+                Box::new(TermQuery::new(
+                    Term::from_field_u64(f.artist_key, artist_key(a)),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        for r in &filter.ranges {
+            if r.min.is_none() && r.max.is_none() {
+                continue;
+            }
+            let bound = |v: Option<f64>| -> Bound<Term> {
+                match (v, r.field) {
+                    (None, _) => Bound::Unbounded,
+                    (Some(x), NumField::Year) => {
+                        Bound::Included(Term::from_field_i64(f.year, x.round() as i64))
+                    }
+                    (Some(x), NumField::Duration) => {
+                        Bound::Included(Term::from_field_f64(f.duration_s, x))
+                    }
+                    (Some(x), NumField::Attribute(i)) => {
+                        Bound::Included(Term::from_field_f64(f.attributes[i], x))
+                    }
+                }
+            };
+            let (lo, hi) = (bound(r.min), bound(r.max));
+            // A range with only one end needs the field named on the open end too.
+            let field = match r.field {
+                NumField::Year => f.year,
+                NumField::Duration => f.duration_s,
+                NumField::Attribute(i) => f.attributes[i],
+            };
+            let (lo, hi) = match (lo, hi) {
+                (Bound::Unbounded, hi) => (open_end(field, r.field, true), hi),
+                (lo, Bound::Unbounded) => (lo, open_end(field, r.field, false)),
+                both => both,
+            };
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
+        }
+        if clauses.len() == 1 {
+            return Ok(clauses.pop().expect("one clause").1);
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// The ids of every indexed track that passes `filter`.
+    pub fn matching(&self, filter: &Filter) -> Result<TrackSet> {
+        let q = self.query(None, filter)?;
+        let ids = self.reader.searcher().search(&q, &IdCollector)?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// One page of tracks matching `text` and `filter`: by BM25 when there is text, else
+    /// by track id; with the total number of matches.
+    pub fn search_page(
+        &self,
+        text: Option<&str>,
+        filter: &Filter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Page> {
+        let q = self.query(text, filter)?;
         let searcher = self.reader.searcher();
-        let top = searcher.search(&q, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
-        let mut out = Vec::with_capacity(top.len());
+        let has_text = text.is_some_and(|t| !t.trim().is_empty());
+        if !has_text {
+            let mut ids = searcher.search(&q, &IdCollector)?;
+            ids.sort_unstable();
+            let total = ids.len() as u64;
+            let hits = ids
+                .into_iter()
+                .skip(offset)
+                .take(limit)
+                .map(|id| (id, 1.0))
+                .collect();
+            return Ok(Page { hits, total });
+        }
+        let (top, total) = searcher.search(
+            &q,
+            &(
+                TopDocs::with_limit(limit.max(1))
+                    .and_offset(offset)
+                    .order_by_score(),
+                Count,
+            ),
+        )?;
+        let mut hits = Vec::with_capacity(top.len());
         for (score, addr) in top {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            if let Some(id) = doc.get_first(f.id).and_then(|v| v.as_u64()) {
-                out.push((id as i64, score));
+            let col = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64("id")?;
+            if let Some(id) = col.first(addr.doc_id) {
+                hits.push((id as i64, score));
             }
         }
+        Ok(Page {
+            hits,
+            total: total as u64,
+        })
+    }
+
+    /// How many matching tracks carry each tag (facet counts), most frequent first.
+    pub fn tag_counts(&self, text: Option<&str>, filter: &Filter) -> Result<Vec<(String, u64)>> {
+        let q = self.query(text, filter)?;
+        let counts = self.reader.searcher().search(&q, &TagCounter)?;
+        let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(v)
+    }
+
+    /// Whether any indexed track carries `tag`.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        let term = Term::from_field_text(self.fields.tag, tag);
+        self.reader.searcher().doc_freq(&term).unwrap_or(0) > 0
+    }
+
+    /// The stored cards of `ids` (missing ones are skipped), in the order asked.
+    pub fn cards(&self, ids: &[i64]) -> Result<Vec<Card>> {
+        let searcher = self.reader.searcher();
+        let f = &self.fields;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let q = TermQuery::new(
+                Term::from_field_u64(f.id, id as u64),
+                IndexRecordOption::Basic,
+            );
+            let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
+            let Some((_, addr)) = top.first() else {
+                continue;
+            };
+            let doc: TantivyDocument = searcher.doc(*addr)?;
+            out.push(card(f, id, &doc));
+        }
         Ok(out)
+    }
+
+    /// The compact rows of every track passing `filter` (playlist candidate pools).
+    pub fn rows(&self, filter: &Filter) -> Result<Vec<Row>> {
+        let q = self.query(None, filter)?;
+        let mut rows = self.reader.searcher().search(&q, &RowCollector)?;
+        rows.sort_unstable_by_key(|r| r.id);
+        Ok(rows)
+    }
+}
+
+/// The far end of a one-sided range: i64/f64 extremes of the field's type.
+fn open_end(field: Field, kind: NumField, low: bool) -> Bound<Term> {
+    match kind {
+        NumField::Year => Bound::Included(Term::from_field_i64(
+            field,
+            if low { i64::MIN } else { i64::MAX },
+        )),
+        _ => Bound::Included(Term::from_field_f64(
+            field,
+            if low { f64::MIN } else { f64::MAX },
+        )),
+    }
+}
+
+/// A page of hits and how many documents matched in all.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub hits: Vec<(i64, f32)>,
+    pub total: u64,
+}
+
+/// A track as answers show it, read from its stored document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Card {
+    pub id: i64,
+    pub external_id: String,
+    pub title: Option<String>,
+    pub artists: Vec<String>,
+    pub album: Option<String>,
+    pub genre: Option<String>,
+    pub year: Option<i64>,
+    pub duration_s: Option<f64>,
+    pub key: Option<String>,
+    pub mode: Option<String>,
+    pub camelot: Option<String>,
+    pub tags: Vec<String>,
+    /// [`ATTRIBUTE_COLUMNS`] values.
+    pub attributes: [f64; ATTRIBUTE_COUNT],
+    pub recording: u64,
+}
+
+fn card(f: &Fields, id: i64, doc: &TantivyDocument) -> Card {
+    let text = |field: Field| {
+        doc.get_first(field)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let texts = |field: Field| -> Vec<String> {
+        doc.get_all(field)
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let mut attributes = [0.0; ATTRIBUTE_COUNT];
+    for (slot, field) in attributes.iter_mut().zip(&f.attributes) {
+        *slot = doc
+            .get_first(*field)
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
+    }
+    Card {
+        id,
+        external_id: text(f.external_id).unwrap_or_default(),
+        title: text(f.title),
+        artists: texts(f.artists),
+        album: text(f.album),
+        genre: text(f.genre),
+        year: doc.get_first(f.year).and_then(|v| v.as_i64()),
+        duration_s: doc.get_first(f.duration_s).and_then(|v| v.as_f64()),
+        key: text(f.key),
+        mode: text(f.mode),
+        camelot: text(f.camelot),
+        tags: texts(f.tag),
+        attributes,
+        recording: doc
+            .get_first(f.recording)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0),
+    }
+}
+
+/// What a playlist needs of a candidate, read from fast fields (no stored documents).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub id: i64,
+    pub attributes: [f32; ATTRIBUTE_COUNT],
+    pub duration_s: f32,
+    /// [`camelot_number`]; 0 unknown.
+    pub camelot: u8,
+    pub artists: Vec<u64>,
+    pub recording: u64,
+}
+
+/// Collects matching track ids.
+struct IdCollector;
+
+struct IdSegment {
+    ids: Column<u64>,
+    out: Vec<i64>,
+}
+
+impl Collector for IdCollector {
+    type Fruit = Vec<i64>;
+    type Child = IdSegment;
+
+    fn for_segment(&self, _: u32, seg: &SegmentReader) -> tantivy::Result<IdSegment> {
+        Ok(IdSegment {
+            ids: seg.fast_fields().u64("id")?,
+            out: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<i64>>) -> tantivy::Result<Vec<i64>> {
+        Ok(fruits.concat())
+    }
+}
+
+impl SegmentCollector for IdSegment {
+    type Fruit = Vec<i64>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if let Some(id) = self.ids.first(doc) {
+            self.out.push(id as i64);
+        }
+    }
+
+    fn harvest(self) -> Vec<i64> {
+        self.out
+    }
+}
+
+/// Counts tags over matching documents (term ordinals per segment, names at the end).
+struct TagCounter;
+
+struct TagSegment {
+    tags: Option<StrColumn>,
+    counts: Vec<u64>,
+}
+
+impl Collector for TagCounter {
+    type Fruit = HashMap<String, u64>;
+    type Child = TagSegment;
+
+    fn for_segment(&self, _: u32, seg: &SegmentReader) -> tantivy::Result<TagSegment> {
+        let tags = seg.fast_fields().str("tag")?;
+        let n = tags.as_ref().map_or(0, |t| t.num_terms());
+        Ok(TagSegment {
+            tags,
+            counts: vec![0; n],
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<HashMap<String, u64>>) -> tantivy::Result<Self::Fruit> {
+        let mut all = HashMap::new();
+        for m in fruits {
+            for (k, v) in m {
+                *all.entry(k).or_insert(0) += v;
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for TagSegment {
+    type Fruit = HashMap<String, u64>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if let Some(t) = &self.tags {
+            for ord in t.term_ords(doc) {
+                if let Some(c) = self.counts.get_mut(ord as usize) {
+                    *c += 1;
+                }
+            }
+        }
+    }
+
+    fn harvest(self) -> HashMap<String, u64> {
+        let mut out = HashMap::new();
+        if let Some(t) = &self.tags {
+            for (ord, &n) in self.counts.iter().enumerate() {
+                let mut name = String::new();
+                if n > 0 && t.ord_to_str(ord as u64, &mut name).unwrap_or(false) {
+                    out.insert(name, n);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Reads [`Row`]s of matching documents from fast fields.
+struct RowCollector;
+
+struct RowSegment {
+    id: Column<u64>,
+    attributes: Vec<Column<f64>>,
+    duration: Column<f64>,
+    camelot: Column<u64>,
+    artists: Column<u64>,
+    recording: Column<u64>,
+    out: Vec<Row>,
+}
+
+impl Collector for RowCollector {
+    type Fruit = Vec<Row>;
+    type Child = RowSegment;
+
+    fn for_segment(&self, _: u32, seg: &SegmentReader) -> tantivy::Result<RowSegment> {
+        let ff = seg.fast_fields();
+        Ok(RowSegment {
+            id: ff.u64("id")?,
+            attributes: ATTRIBUTE_COLUMNS
+                .iter()
+                .map(|c| ff.f64(c))
+                .collect::<tantivy::Result<_>>()?,
+            duration: ff.f64("duration_s")?,
+            camelot: ff.u64("camelot_n")?,
+            artists: ff.u64("artist_key")?,
+            recording: ff.u64("recording")?,
+            out: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<Row>>) -> tantivy::Result<Vec<Row>> {
+        Ok(fruits.concat())
+    }
+}
+
+impl SegmentCollector for RowSegment {
+    type Fruit = Vec<Row>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        let Some(id) = self.id.first(doc) else { return };
+        let mut attributes = [0.0f32; ATTRIBUTE_COUNT];
+        for (slot, col) in attributes.iter_mut().zip(&self.attributes) {
+            *slot = col.first(doc).unwrap_or(0.0) as f32;
+        }
+        self.out.push(Row {
+            id: id as i64,
+            attributes,
+            duration_s: self.duration.first(doc).unwrap_or(0.0) as f32,
+            camelot: self.camelot.first(doc).unwrap_or(0) as u8,
+            artists: self.artists.values_for_doc(doc).collect(),
+            recording: self.recording.first(doc).unwrap_or(0),
+        });
+    }
+
+    fn harvest(self) -> Vec<Row> {
+        self.out
     }
 }
 
@@ -272,7 +748,9 @@ fn document(f: &Fields, c: &Change) -> TantivyDocument {
     }
     for a in &c.artists {
         d.add_text(f.artists, a);
+        d.add_u64(f.artist_key, artist_key(a));
     }
+    d.add_u64(f.recording, recording_key(&c.recording));
     if let Some(a) = &c.album {
         d.add_text(f.album, a);
     }
@@ -289,6 +767,7 @@ fn document(f: &Fields, c: &Change) -> TantivyDocument {
         d.add_text(f.key, key);
         d.add_text(f.mode, mode);
         d.add_text(f.camelot, camelot);
+        d.add_u64(f.camelot_n, camelot_number(camelot));
         for (field, v) in f.attributes.iter().zip(values) {
             d.add_f64(*field, *v);
         }

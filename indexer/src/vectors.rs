@@ -240,10 +240,22 @@ impl VectorIndex {
         k: usize,
         allow: Option<&(dyn Fn(i64) -> bool + Sync)>,
     ) -> Vec<(i64, f32)> {
+        self.search_ef(query, k, self.params.ef_search, allow)
+    }
+
+    /// [`search`](Self::search) with an explicit candidate list size (raised to `k`): a
+    /// filter that keeps a fraction of the catalogue needs a wider search to fill `k`.
+    pub fn search_ef(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allow: Option<&(dyn Fn(i64) -> bool + Sync)>,
+    ) -> Vec<(i64, f32)> {
         if k == 0 || self.live.is_empty() || query.len() != self.dim {
             return Vec::new();
         }
-        let ef = self.params.ef_search.max(k);
+        let ef = ef.clamp(1, 8192).max(k);
         let points = &self.points;
         let keep = |p: usize| -> bool {
             let t = points.get(p).copied().unwrap_or(-1);
@@ -267,6 +279,32 @@ impl VectorIndex {
             .collect();
         out.truncate(k);
         out
+    }
+
+    /// Exact nearest neighbours among the given tracks (dead or unknown ones skipped):
+    /// the plan for a narrow filter, whose allowed set is small enough to score in full.
+    pub fn search_among(
+        &self,
+        query: &[f32],
+        k: usize,
+        tracks: impl Iterator<Item = i64>,
+    ) -> Vec<(i64, f32)> {
+        if k == 0 || query.len() != self.dim {
+            return Vec::new();
+        }
+        let mut best: Vec<(i64, f32)> = Vec::with_capacity(k + 1);
+        for track in tracks {
+            let Some(v) = self.vector(track) else {
+                continue;
+            };
+            let s: f32 = v.iter().zip(query).map(|(a, b)| a * b).sum();
+            if best.len() < k || s > best[best.len() - 1].1 {
+                let at = best.partition_point(|&(t, b)| b > s || (b == s && t < track));
+                best.insert(at, (track, s));
+                best.truncate(k);
+            }
+        }
+        best
     }
 
     /// Exact nearest neighbours among live tracks that pass `allow` (a scan of every

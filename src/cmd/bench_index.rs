@@ -435,6 +435,7 @@ fn synthetic_change(i: usize, w: TrackWrite) -> Change {
         genre: w.meta.genre,
         release_year: w.meta.release_year,
         duration_s: Some(a.duration_s),
+        recording: format!("synthetic:{i}"),
         tags,
         attributes: Some((
             indexer::catalog::rows::attribute_values(&a.attributes),

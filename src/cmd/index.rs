@@ -72,6 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         analysis: AnalysisConfig::default(),
         hnsw: HnswParams::default(),
         progress,
+        on_start: None,
     };
     let rt = store::runtime()?;
     let summary = rt.block_on(async {
@@ -113,6 +114,10 @@ fn print_summary(s: &Summary) {
             s.stale
         );
     }
+    if let Some(why) = &s.index.skipped {
+        println!("indexes left alone: {why}");
+        return print_errors(s);
+    }
     println!(
         "indexes at change {}: {} vectors, {} text documents ({} changes applied{})",
         s.index.seq,
@@ -125,6 +130,10 @@ fn print_summary(s: &Summary) {
             format!("; rebuilt: {}", s.index.rebuilt.join("; "))
         }
     );
+    print_errors(s);
+}
+
+fn print_errors(s: &Summary) {
     for e in s.errors.iter().take(20) {
         let at = match (&e.source, e.line) {
             (Some(src), Some(l)) => format!("{src}:{l}"),

@@ -5,5 +5,7 @@ pub mod errors;
 pub mod eval;
 pub mod index;
 pub mod proc_stats;
+pub mod quickstart;
 pub mod reindex;
+pub mod serve;
 pub mod store;

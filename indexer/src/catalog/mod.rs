@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 pub use rows::{
-    AnalysisRow, Change, ErrorRow, ItemError, RunCounts, RunRow, TagScore, TrackMeta, TrackState,
-    TrackWrite, WrittenTrack,
+    AnalysisRow, Change, ErrorRow, ItemError, RunCounts, RunRow, TagLink, TagScore, TrackDetail,
+    TrackExtra, TrackMeta, TrackState, TrackWrite, WrittenTrack,
 };
 
 /// What can go wrong talking to the store.
@@ -192,6 +192,49 @@ impl Catalog {
             Catalog::Postgres(p) => postgres::changes_since(p, after, limit).await,
             Catalog::Sqlite(p) => sqlite::changes_since(p, after, limit).await,
         }
+    }
+
+    /// One track as the store knows it (whatever its status), with its tags' scores and
+    /// sources; `None` for an unknown id.
+    pub async fn track(&self, id: i64) -> Result<Option<TrackDetail>> {
+        let q_change = format!(
+            "SELECT {} FROM tracks t LEFT JOIN analyses a ON a.track_id = t.id WHERE t.id = $1",
+            rows::CHANGE_COLUMNS
+        );
+        let q_extra = "SELECT t.release_date, t.isrc, t.source, t.codec, t.content_hash, \
+             a.analyzer_version, t.created_at, t.updated_at \
+             FROM tracks t LEFT JOIN analyses a ON a.track_id = t.id WHERE t.id = $1";
+        let q_tags = "SELECT g.name, tt.score, tt.source FROM track_tags tt \
+             JOIN tags g ON g.id = tt.tag_id WHERE tt.track_id = $1 ORDER BY g.name, tt.source";
+        let sql = sqlx::AssertSqlSafe(q_change);
+        let (row, extra, tags): (Option<rows::ChangeRow>, Option<TrackExtra>, Vec<TagLink>) =
+            match self {
+                Catalog::Postgres(p) => (
+                    sqlx::query_as(sql).bind(id).fetch_optional(p).await?,
+                    sqlx::query_as(q_extra).bind(id).fetch_optional(p).await?,
+                    sqlx::query_as(q_tags).bind(id).fetch_all(p).await?,
+                ),
+                Catalog::Sqlite(p) => (
+                    sqlx::query_as(sql).bind(id).fetch_optional(p).await?,
+                    sqlx::query_as(q_extra).bind(id).fetch_optional(p).await?,
+                    sqlx::query_as(q_tags).bind(id).fetch_all(p).await?,
+                ),
+            };
+        let (Some(row), Some(extra)) = (row, extra) else {
+            return Ok(None);
+        };
+        let names = tags.iter().map(|t| t.name.clone()).collect();
+        Ok(Some(TrackDetail {
+            change: row.into_change(names),
+            extra,
+            tags,
+        }))
+    }
+
+    /// Internal ids of tracks by external id (unknown ones are absent).
+    pub async fn ids_by_external(&self, external_ids: &[String]) -> Result<HashMap<String, i64>> {
+        let states = self.states(external_ids).await?;
+        Ok(states.into_iter().map(|(k, s)| (k, s.id)).collect())
     }
 
     /// Every stored analysis's raw features, by track id (for refitting the normaliser).

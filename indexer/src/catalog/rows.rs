@@ -119,6 +119,37 @@ pub struct TagScore {
     pub score: f64,
 }
 
+/// A track's tag with its score and where it came from (`analysis`, `catalog`,
+/// `editorial`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct TagLink {
+    pub name: String,
+    pub score: f64,
+    pub source: String,
+}
+
+/// Stored facts about a track beyond what the indexes carry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct TrackExtra {
+    pub release_date: Option<String>,
+    pub isrc: Option<String>,
+    pub source: String,
+    pub codec: Option<String>,
+    pub content_hash: String,
+    pub analyzer_version: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Everything the store holds about one track (the track page's detail view).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackDetail {
+    /// Metadata, status, attributes and embedding.
+    pub change: Change,
+    pub extra: TrackExtra,
+    pub tags: Vec<TagLink>,
+}
+
 /// The stored facts the pipeline compares against to decide what to do with an item.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TrackState {
@@ -153,6 +184,9 @@ pub struct Change {
     pub genre: Option<String>,
     pub release_year: Option<i32>,
     pub duration_s: Option<f64>,
+    /// What identifies the recording across deliveries: the ISRC when there is one, else
+    /// the audio's content hash (the same file delivered under two ids).
+    pub recording: String,
     pub tags: Vec<String>,
     /// `ATTRIBUTE_COLUMNS` values, then key, mode and camelot; `None` without analysis.
     pub attributes: Option<([f64; ATTRIBUTE_COUNT], String, String, String)>,
@@ -161,7 +195,7 @@ pub struct Change {
 
 /// The raw row behind [`Change`] (tags come from a second query).
 #[derive(Debug, sqlx::FromRow)]
-pub(super) struct ChangeRow {
+pub struct ChangeRow {
     pub id: i64,
     pub change_seq: i64,
     pub external_id: String,
@@ -172,6 +206,8 @@ pub(super) struct ChangeRow {
     pub genre: Option<String>,
     pub release_year: Option<i32>,
     pub duration_s: Option<f64>,
+    pub isrc: Option<String>,
+    pub content_hash: String,
     pub embedding: Option<Vec<u8>>,
     pub key: Option<String>,
     pub mode: Option<String>,
@@ -196,14 +232,14 @@ pub(super) struct ChangeRow {
 
 /// The SELECT list that fills a [`ChangeRow`] (tracks `t` left-joined to analyses `a`).
 pub(super) const CHANGE_COLUMNS: &str = "t.id, t.change_seq, t.external_id, t.status, t.title, \
-    t.artists, t.album, t.genre, t.release_year, t.duration_s, a.embedding, a.key, a.mode, \
+    t.artists, t.album, t.genre, t.release_year, t.duration_s, t.isrc, t.content_hash, a.embedding, a.key, a.mode, \
     a.camelot, a.tempo_bpm, a.tempo_confidence, a.key_strength, a.loudness_lufs, \
     a.loudness_range_lu, a.true_peak_dbtp, a.energy, a.danceability, a.brightness, \
     a.percussiveness, a.acousticness, a.syncopation, a.harmonic_complexity, a.repetitiveness, \
     a.dynamic_complexity, a.onset_rate";
 
 impl ChangeRow {
-    pub(super) fn into_change(self, tags: Vec<String>) -> Change {
+    pub fn into_change(self, tags: Vec<String>) -> Change {
         let attrs = match (
             self.key,
             self.mode,
@@ -248,6 +284,10 @@ impl ChangeRow {
             genre: self.genre,
             release_year: self.release_year,
             duration_s: self.duration_s,
+            recording: match self.isrc {
+                Some(isrc) if !isrc.is_empty() => format!("isrc:{isrc}"),
+                _ => format!("blake3:{}", self.content_hash),
+            },
             tags,
             attributes: attrs,
             embedding: self.embedding.map(|b| f32s_from_bytes(&b)),

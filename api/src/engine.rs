@@ -1,0 +1,605 @@
+//! The query engine: one owner of the catalogue store and the derived indexes of a data
+//! folder, answering "more like this", search, hybrid, tag, track and takedown requests
+//! as plain Rust calls (the HTTP routes are a thin layer over these).
+//!
+//! Freshness: [`Engine::refresh`] reads the store's change log after the sequence the
+//! indexes reflect and applies it in short write-locked steps, so queries keep running
+//! while a delivery lands; the server calls it every second.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
+use std::time::Instant;
+
+use indexer::derived::{DerivedIndexes, IndexLock};
+use indexer::filter::{Filter, TrackSet};
+use indexer::text::Card;
+use indexer::vectors::HnswParams;
+use indexer::Catalog;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::music;
+use crate::view::{Hit, TrackView};
+
+/// Changes applied per write-lock hold while refreshing (bounds how long queries wait).
+const REFRESH_PAGE: i64 = 2_000;
+
+/// Tuning knobs of the engine.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A filter that allows at most this many tracks is answered by scoring every allowed
+    /// track exactly; wider filters search the HNSW graph with the filter applied.
+    pub brute_force_max: usize,
+    /// HNSW candidate list size for unfiltered queries.
+    pub ef_search: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            brute_force_max: 20_000,
+            ef_search: HnswParams::default().ef_search,
+        }
+    }
+}
+
+/// The store and both indexes of one data folder, shared by every request.
+pub struct Engine {
+    pub catalog: Catalog,
+    indexes: RwLock<DerivedIndexes>,
+    data_dir: PathBuf,
+    _lock: IndexLock,
+    pub limits: Limits,
+    started: Instant,
+}
+
+/// "More like this": seeds or a vector, filters and paging.
+#[derive(Debug, Clone, Default)]
+pub struct SimilarQuery {
+    /// Seed tracks with positive weights.
+    pub seeds: Vec<(i64, f32)>,
+    /// A raw embedding (used when there are no seeds).
+    pub vector: Option<Vec<f32>>,
+    pub filter: Filter,
+    pub limit: usize,
+    pub offset: usize,
+    pub max_per_artist: Option<usize>,
+}
+
+/// A page of hits with what produced it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HitPage {
+    pub results: Vec<Hit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// How the candidates were found and what was dropped, for explanation.
+    pub plan: Value,
+}
+
+impl Engine {
+    /// Claims the data folder's indexes, opens them and catches up with the store.
+    pub async fn open(catalog: Catalog, data_dir: &Path, limits: Limits) -> ApiResult<Engine> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| not_ready(format!("creating data dir {}: {e}", data_dir.display())))?;
+        let lock = IndexLock::try_acquire(data_dir)?.ok_or_else(|| {
+            not_ready(format!(
+                "the indexes in {} are held by another running server (or an index run): \
+                     give this server its own --data-dir",
+                data_dir.display()
+            ))
+        })?;
+        let mut indexes = DerivedIndexes::open(
+            data_dir,
+            embeddings::features::FEATURE_DIM,
+            HnswParams::default(),
+        )?;
+        indexes.vectors.set_ef_search(limits.ef_search);
+        indexes.catch_up(&catalog).await?;
+        Ok(Engine {
+            catalog,
+            indexes: RwLock::new(indexes),
+            data_dir: data_dir.to_path_buf(),
+            _lock: lock,
+            limits,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, DerivedIndexes> {
+        self.indexes.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies store changes made since the last refresh (by this server or any other
+    /// process writing the same store). Returns how many were applied.
+    pub async fn refresh(&self) -> ApiResult<u64> {
+        let mut applied = 0u64;
+        loop {
+            let after = self.read().applied_seq();
+            let changes = self.catalog.changes_since(after, REFRESH_PAGE).await?;
+            if changes.is_empty() {
+                break;
+            }
+            let n = changes.len() as u64;
+            {
+                let mut ix = self.indexes.write().unwrap_or_else(|e| e.into_inner());
+                // Another refresh may have applied these meanwhile; `apply` skips what an
+                // index already has.
+                ix.apply(changes)?;
+                ix.commit_text()?;
+            }
+            applied += n;
+            if n < REFRESH_PAGE as u64 {
+                break;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Saves the vector index if it changed (the text index is durable at each commit).
+    pub fn persist(&self) -> ApiResult<()> {
+        let mut ix = self.indexes.write().unwrap_or_else(|e| e.into_inner());
+        if ix.vectors_dirty() {
+            ix.save_vectors()?;
+        }
+        Ok(())
+    }
+
+    /// Health facts: the sequence served, the store's, counts.
+    pub async fn health(&self) -> ApiResult<Value> {
+        let store_seq = self.catalog.max_seq().await?;
+        let (active, down) = self.catalog.track_counts().await?;
+        let ix = self.read();
+        Ok(json!({
+            "status": "ok",
+            "backend": self.catalog.backend(),
+            "store_seq": store_seq,
+            "index_seq": ix.applied_seq(),
+            "lag": (store_seq - ix.applied_seq()).max(0),
+            "tracks": { "active": active, "taken_down": down },
+            "indexed": { "vectors": ix.vectors.len(), "text": ix.text.len(), "tombstones": ix.vectors.tombstones() },
+            "uptime_s": self.started.elapsed().as_secs(),
+        }))
+    }
+
+    /// Numbers for `/metrics`.
+    pub fn gauges(&self) -> Vec<(&'static str, &'static str, f64)> {
+        let ix = self.read();
+        vec![
+            (
+                "motif_index_seq",
+                "Store change sequence the indexes reflect",
+                ix.applied_seq() as f64,
+            ),
+            (
+                "motif_indexed_tracks",
+                "Active tracks in the vector index",
+                ix.vectors.len() as f64,
+            ),
+            (
+                "motif_vector_tombstones",
+                "Dead points awaiting a rebuild",
+                ix.vectors.tombstones() as f64,
+            ),
+            (
+                "motif_uptime_seconds",
+                "Seconds since the engine opened",
+                self.started.elapsed().as_secs_f64(),
+            ),
+        ]
+    }
+
+    /// Everything the store knows about a track (any status).
+    pub async fn track(&self, id: i64) -> ApiResult<Value> {
+        let d = self.catalog.track(id).await?.ok_or_else(|| {
+            ApiError::new(404, "unknown_track", format!("no track with id {id}"))
+                .with_details(json!({"id": id}))
+        })?;
+        let c = &d.change;
+        let attributes = c.attributes.as_ref().map(|(v, key, mode, camelot)| {
+            let mut m = crate::view::attributes_map(v);
+            m.insert("key".into(), json!(key));
+            m.insert("mode".into(), json!(mode));
+            m.insert("camelot".into(), json!(camelot));
+            Value::Object(m)
+        });
+        Ok(json!({
+            "id": c.id,
+            "external_id": c.external_id,
+            "status": if c.active { "active" } else { "taken_down" },
+            "title": c.title,
+            "artists": c.artists,
+            "album": c.album,
+            "genre": c.genre,
+            "release_date": d.extra.release_date,
+            "year": c.release_year,
+            "isrc": d.extra.isrc,
+            "duration_s": c.duration_s,
+            "source": d.extra.source,
+            "codec": d.extra.codec,
+            "content_hash": d.extra.content_hash,
+            "analyzer_version": d.extra.analyzer_version,
+            "attributes": attributes,
+            "tags": d.tags,
+            "change_seq": c.seq,
+            "created_at_ms": d.extra.created_at,
+            "updated_at_ms": d.extra.updated_at,
+        }))
+    }
+
+    /// Refuses filters naming tags no indexed track carries (a typo would otherwise
+    /// silently match nothing, or everything).
+    pub fn check_tags(&self, filter: &Filter) -> ApiResult<()> {
+        let ix = self.read();
+        let unknown: Vec<&String> = filter.tags().filter(|t| !ix.text.has_tag(t)).collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::bad(
+                "unknown_tag",
+                format!("no track carries the tag(s) {unknown:?} (see GET /v1/tags)"),
+            )
+            .with_details(json!({ "tags": unknown })))
+        }
+    }
+
+    /// The unit query vector of weighted seeds (404 for a seed not in the index).
+    fn seed_vector(&self, ix: &DerivedIndexes, seeds: &[(i64, f32)]) -> ApiResult<Vec<f32>> {
+        let mut q = vec![0f32; ix.vectors.dim()];
+        for &(id, w) in seeds {
+            if !(w.is_finite() && w > 0.0) {
+                return Err(ApiError::bad(
+                    "bad_weight",
+                    format!("seed {id}: weight {w} must be positive"),
+                ));
+            }
+            let v = ix
+                .vectors
+                .vector(id)
+                .ok_or_else(|| ApiError::unknown_track(id))?;
+            for (a, b) in q.iter_mut().zip(&v) {
+                *a += w * b;
+            }
+        }
+        normalise(q)
+    }
+
+    /// Checks and normalises a raw embedding.
+    fn raw_vector(&self, ix: &DerivedIndexes, v: &[f32]) -> ApiResult<Vec<f32>> {
+        if v.len() != ix.vectors.dim() {
+            return Err(ApiError::bad(
+                "bad_vector",
+                format!(
+                    "vector has {} dimensions; the embedding space has {}",
+                    v.len(),
+                    ix.vectors.dim()
+                ),
+            ));
+        }
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(ApiError::bad("bad_vector", "vector has a non-finite value"));
+        }
+        normalise(v.to_vec())
+    }
+
+    /// The `k` nearest allowed tracks: exact over the allowed set when it is small,
+    /// filtered HNSW (with a wider search for narrower filters) otherwise.
+    fn nearest(
+        &self,
+        ix: &DerivedIndexes,
+        q: &[f32],
+        k: usize,
+        allowed: Option<&TrackSet>,
+    ) -> (Vec<(i64, f32)>, &'static str) {
+        match allowed {
+            None => (ix.vectors.search(q, k, None), "hnsw"),
+            Some(set) if set.len() <= self.limits.brute_force_max => {
+                (ix.vectors.search_among(q, k, set.iter()), "exact")
+            }
+            Some(set) => {
+                let share = set.len() as f64 / ix.vectors.len().max(1) as f64;
+                let ef = ((self.limits.ef_search as f64) / share.clamp(0.05, 1.0)) as usize;
+                let f = |t: i64| set.contains(t);
+                (ix.vectors.search_ef(q, k, ef, Some(&f)), "filtered_hnsw")
+            }
+        }
+    }
+
+    /// "More like this".
+    pub fn similar(&self, sq: &SimilarQuery) -> ApiResult<HitPage> {
+        self.check_tags(&sq.filter)?;
+        let ix = self.read();
+        let q = if !sq.seeds.is_empty() {
+            self.seed_vector(&ix, &sq.seeds)?
+        } else if let Some(v) = &sq.vector {
+            self.raw_vector(&ix, v)?
+        } else {
+            return Err(ApiError::bad(
+                "no_seed",
+                "give seed tracks, a vector or an audio clip",
+            ));
+        };
+        let allowed = if sq.filter.is_empty() {
+            None
+        } else {
+            Some(ix.text.matching(&sq.filter)?)
+        };
+        let seed_ids: HashSet<i64> = sq.seeds.iter().map(|s| s.0).collect();
+        let seed_cards = ix
+            .text
+            .cards(&sq.seeds.iter().map(|s| s.0).collect::<Vec<_>>())?;
+        let want = sq.offset + sq.limit;
+        let mut fetch = (want * 2 + seed_ids.len() + 10).max(20);
+        let mut rounds = 0;
+        loop {
+            let (cands, plan) = self.nearest(&ix, &q, fetch + 1, allowed.as_ref());
+            let exhausted = cands.len() <= fetch;
+            let mut recordings: HashSet<u64> = seed_cards.iter().map(|c| c.recording).collect();
+            let mut per_artist: HashMap<String, usize> = HashMap::new();
+            let mut kept: Vec<(Card, f32)> = Vec::new();
+            let mut collapsed = 0;
+            let mut capped = 0;
+            for (id, score) in cands.iter().take(fetch) {
+                if seed_ids.contains(id) {
+                    continue;
+                }
+                let Some(card) = ix.text.cards(&[*id])?.pop() else {
+                    continue;
+                };
+                if !recordings.insert(card.recording) {
+                    collapsed += 1;
+                    continue;
+                }
+                if let Some(cap) = sq.max_per_artist {
+                    let over = card
+                        .artists
+                        .iter()
+                        .any(|a| per_artist.get(&a.to_lowercase()).copied().unwrap_or(0) >= cap);
+                    if over {
+                        capped += 1;
+                        continue;
+                    }
+                    for a in &card.artists {
+                        *per_artist.entry(a.to_lowercase()).or_default() += 1;
+                    }
+                }
+                kept.push((card, *score));
+                if kept.len() > want {
+                    break;
+                }
+            }
+            if kept.len() > want || exhausted || rounds >= 3 {
+                let more = kept.len() > want;
+                let results = kept
+                    .into_iter()
+                    .skip(sq.offset)
+                    .take(sq.limit)
+                    .map(|(card, score)| {
+                        let reasons = reasons(seed_cards.first(), &card, score);
+                        Hit {
+                            track: TrackView::from(&card),
+                            score: round4(score as f64),
+                            reasons,
+                            explain: None,
+                        }
+                    })
+                    .collect();
+                return Ok(HitPage {
+                    results,
+                    next_cursor: more.then(|| crate::params::encode_cursor(want)),
+                    plan: json!({
+                        "strategy": plan,
+                        "allowed": allowed.as_ref().map(|a| a.len()),
+                        "collapsed_duplicates": collapsed,
+                        "over_artist_cap": capped,
+                    }),
+                });
+            }
+            fetch *= 4;
+            rounds += 1;
+        }
+    }
+
+    /// The ids of tracks nearest to seeds or a vector (for fusion), best first.
+    pub fn vector_candidates(
+        &self,
+        seeds: &[(i64, f32)],
+        filter: &Filter,
+        k: usize,
+    ) -> ApiResult<Vec<(i64, f32)>> {
+        let ix = self.read();
+        let q = self.seed_vector(&ix, seeds)?;
+        let allowed = if filter.is_empty() {
+            None
+        } else {
+            Some(ix.text.matching(filter)?)
+        };
+        let seed_ids: HashSet<i64> = seeds.iter().map(|s| s.0).collect();
+        let (c, _) = self.nearest(&ix, &q, k + seeds.len(), allowed.as_ref());
+        Ok(c.into_iter()
+            .filter(|(id, _)| !seed_ids.contains(id))
+            .take(k)
+            .collect())
+    }
+
+    /// BM25 candidates for fusion (text and filter), best first.
+    pub fn text_candidates(
+        &self,
+        text: &str,
+        filter: &Filter,
+        k: usize,
+    ) -> ApiResult<Vec<(i64, f32)>> {
+        let ix = self.read();
+        Ok(ix.text.search_page(Some(text), filter, k, 0)?.hits)
+    }
+
+    /// Cards of the given ids (absent ones skipped), in order.
+    pub fn cards(&self, ids: &[i64]) -> ApiResult<Vec<Card>> {
+        Ok(self.read().text.cards(ids)?)
+    }
+
+    /// A page of text search with facet counts.
+    pub fn search(
+        &self,
+        text: &str,
+        filter: &Filter,
+        limit: usize,
+        offset: usize,
+        facets: bool,
+    ) -> ApiResult<Value> {
+        self.check_tags(filter)?;
+        let ix = self.read();
+        let text = Some(text).filter(|t| !t.trim().is_empty());
+        let page = ix.text.search_page(text, filter, limit, offset)?;
+        let ids: Vec<i64> = page.hits.iter().map(|h| h.0).collect();
+        let cards = ix.text.cards(&ids)?;
+        let scores: HashMap<i64, f32> = page.hits.iter().copied().collect();
+        let results: Vec<Hit> = cards
+            .iter()
+            .map(|c| Hit {
+                track: TrackView::from(c),
+                score: round4(scores.get(&c.id).copied().unwrap_or(0.0) as f64),
+                reasons: Vec::new(),
+                explain: None,
+            })
+            .collect();
+        let facet_counts = if facets {
+            Some(group_facets(ix.text.tag_counts(text, filter)?, 10))
+        } else {
+            None
+        };
+        let next = offset + limit;
+        Ok(json!({
+            "total": page.total,
+            "results": results,
+            "next_cursor": (next < page.total as usize).then(|| crate::params::encode_cursor(next)),
+            "facets": facet_counts,
+        }))
+    }
+
+    /// Every tag with its track count, grouped by facet.
+    pub fn tags(&self) -> ApiResult<Value> {
+        let ix = self.read();
+        let counts = ix.text.tag_counts(None, &Filter::default())?;
+        Ok(json!({ "tracks": ix.text.len(), "facets": group_facets(counts, usize::MAX) }))
+    }
+
+    /// Tracks carrying `tag` (404 for a tag no track carries).
+    pub fn tag_tracks(&self, tag: &str, limit: usize, offset: usize) -> ApiResult<Value> {
+        let tag = indexer::catalog::rows::normalise_tag(tag)
+            .ok_or_else(|| ApiError::bad("bad_tag", format!("{tag:?} is not a tag")))?;
+        if !self.read().text.has_tag(&tag) {
+            return Err(
+                ApiError::new(404, "unknown_tag", format!("no track carries {tag}"))
+                    .with_details(json!({"tag": tag})),
+            );
+        }
+        let filter = Filter {
+            tags_all: vec![tag],
+            ..Filter::default()
+        };
+        self.search("", &filter, limit, offset, false)
+    }
+
+    /// Takes a track down: it leaves every answer before this returns.
+    pub async fn take_down(&self, id: i64) -> ApiResult<Value> {
+        let d = self
+            .catalog
+            .track(id)
+            .await?
+            .ok_or_else(|| ApiError::unknown_track(id))?;
+        let down = self
+            .catalog
+            .take_down(std::slice::from_ref(&d.change.external_id))
+            .await?;
+        self.refresh().await?;
+        Ok(json!({
+            "id": id,
+            "external_id": d.change.external_id,
+            "status": "taken_down",
+            "changed": !down.is_empty(),
+        }))
+    }
+
+    /// Reads what playlists and paths need, under one read lock.
+    pub fn with_indexes<T>(&self, f: impl FnOnce(&DerivedIndexes) -> ApiResult<T>) -> ApiResult<T> {
+        f(&self.read())
+    }
+
+    /// Nearest neighbours for playlist building (same plan as `similar`).
+    pub fn nearest_in(
+        &self,
+        ix: &DerivedIndexes,
+        q: &[f32],
+        k: usize,
+        allowed: Option<&TrackSet>,
+    ) -> Vec<(i64, f32)> {
+        self.nearest(ix, q, k, allowed).0
+    }
+}
+
+/// Why a track is similar to the (first) seed.
+fn reasons(seed: Option<&Card>, c: &Card, score: f32) -> Vec<String> {
+    let mut r = vec![format!(
+        "embedding similarity {score:.3} (cosine distance {:.3})",
+        1.0 - score
+    )];
+    let Some(s) = seed else { return r };
+    let seed_tags: HashSet<&String> = s.tags.iter().collect();
+    let shared: Vec<&str> = c
+        .tags
+        .iter()
+        .filter(|t| seed_tags.contains(t))
+        .map(String::as_str)
+        .take(5)
+        .collect();
+    if !shared.is_empty() {
+        r.push(format!("shares tags {}", shared.join(", ")));
+    }
+    let (ta, tb) = (s.attributes[0], c.attributes[0]);
+    if ta > 0.0 && tb > 0.0 {
+        r.push(music::tempo_reason(ta, tb));
+    }
+    if let (Some(a), Some(b)) = (&s.camelot, &c.camelot) {
+        if let Some(k) = music::key_reason(a, b) {
+            r.push(k);
+        }
+    }
+    r
+}
+
+/// `[("mood:calm", 3), ...]` -> `{"mood": [{"tag": "mood:calm", "count": 3}], ...}`, the
+/// `top` most frequent per facet.
+fn group_facets(counts: Vec<(String, u64)>, top: usize) -> Value {
+    let mut by: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for (tag, n) in counts {
+        let facet = indexer::catalog::rows::facet_of(&tag).to_string();
+        let v = by.entry(facet).or_default();
+        if v.len() < top {
+            v.push(json!({ "tag": tag, "count": n }));
+        }
+    }
+    json!(by)
+}
+
+pub fn normalise(mut v: Vec<f32>) -> ApiResult<Vec<f32>> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if !(n.is_finite() && n > 1e-12) {
+        return Err(ApiError::bad("bad_vector", "the query vector is zero"));
+    }
+    v.iter_mut().for_each(|x| *x /= n);
+    Ok(v)
+}
+
+pub fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// 503: the engine cannot serve (yet).
+fn not_ready(message: String) -> ApiError {
+    ApiError::new(503, "not_ready", message)
+}

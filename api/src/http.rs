@@ -1,0 +1,703 @@
+//! The HTTP layer: one table of routes ([`ROUTES`]) drives both the actix-web router and
+//! the OpenAPI document, so the two cannot drift apart. Every handler has the same shape
+//! (request, body bytes, shared state -> JSON or an [`ApiError`]); bodies are read here
+//! with a per-route size limit, so an oversized body is our own 413 JSON error.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::engine::{Engine, SimilarQuery};
+use crate::error::{ApiError, ApiResult};
+use crate::hybrid::{self, HybridRequest};
+use crate::params::{self, Pairs};
+use crate::playlist::{self, PlaylistRequest};
+use crate::uploads;
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Bearer token for write routes; without one, writes are refused.
+    pub token: Option<String>,
+    /// Folder that manifests posted to `/v1/ingest` may name audio under.
+    pub ingest_root: Option<PathBuf>,
+    /// How often the indexes catch up with the store.
+    pub refresh_every: Duration,
+    /// Largest accepted upload (audio clips and tracks).
+    pub max_upload_bytes: usize,
+    /// Longest accepted audio clip for `POST /v1/similar`.
+    pub max_clip_seconds: f64,
+    /// HTTP worker threads.
+    pub workers: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            token: None,
+            ingest_root: None,
+            refresh_every: Duration::from_secs(1),
+            max_upload_bytes: 64 << 20,
+            max_clip_seconds: 600.0,
+            workers: 2,
+        }
+    }
+}
+
+/// What every handler sees.
+pub struct State {
+    pub engine: Arc<Engine>,
+    pub config: ServeConfig,
+    metrics: Metrics,
+    /// One HTTP-started ingest at a time.
+    ingest_busy: Arc<tokio::sync::Mutex<()>>,
+}
+
+type Answer = ApiResult<HttpResponse>;
+type HandlerFn = fn(HttpRequest, Bytes, Arc<State>) -> LocalBoxFuture<'static, Answer>;
+
+/// One route: method, path (actix syntax), what it is for, its parameters and handler.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Query parameters: (name, description).
+    pub query: &'static [(&'static str, &'static str)],
+    /// Request body, when there is one: (content type, description).
+    pub body: Option<(&'static str, &'static str)>,
+    /// Needs the bearer token.
+    pub writes: bool,
+    /// Largest body accepted.
+    pub max_body: BodyLimit,
+    handler: HandlerFn,
+}
+
+/// Body size class of a route.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    Json,
+    Upload,
+}
+
+const FILTER_PARAMS: &[(&str, &str)] = &[
+    (
+        "tags",
+        "tags every result carries (facet:value, comma-separated or repeated)",
+    ),
+    ("tags_any", "tags of which each result carries at least one"),
+    ("tags_none", "tags no result carries"),
+    (
+        "<attribute>_min",
+        "lower bound on an attribute (tempo_bpm, energy, ..., year, duration_s; bpm_ is tempo_bpm)",
+    ),
+    ("<attribute>_max", "upper bound on an attribute"),
+    ("key", "tonic(s): C, F#, Bb, ..."),
+    ("mode", "major or minor"),
+    ("camelot", "Camelot code(s), 1A..12B"),
+    ("status", "only `active` is searchable"),
+    ("exclude_artist", "artist names to leave out"),
+];
+
+macro_rules! h {
+    ($f:path) => {
+        |req, body, st| Box::pin($f(req, body, st))
+    };
+}
+
+/// Every route of the API, under `/v1`.
+pub static ROUTES: &[Route] = &[
+    Route { method: "GET", path: "/v1/health", summary: "Liveness, the change sequence served and the store's, index sizes", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(health) },
+    Route { method: "GET", path: "/v1/metrics", summary: "Prometheus metrics (text format)", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(metrics) },
+    Route { method: "GET", path: "/v1/openapi.json", summary: "This API as an OpenAPI 3 document, generated from the route table", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(openapi) },
+    Route { method: "GET", path: "/v1/tracks/{id}", summary: "A track: metadata, attributes, tags with score and source", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(track) },
+    Route { method: "GET", path: "/v1/tracks/{id}/similar", summary: "More like this: nearest tracks by embedding, seed excluded, duplicates collapsed, with reasons", query: &[("limit", "results per page (1..=500, default 10)"), ("cursor", "next_cursor of the previous page"), ("max_per_artist", "at most this many results per artist"), ("<filters>", "any filter parameter")], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(similar_get) },
+    Route { method: "POST", path: "/v1/similar", summary: "More like several weighted seeds, a raw embedding, or an uploaded audio clip (multipart field `audio`)", query: &[], body: Some(("application/json | multipart/form-data", "{\"seeds\": [{\"id\", \"weight\"}], \"vector\": [...], \"filters\": {...}, \"limit\", \"cursor\", \"max_per_artist\"}; or multipart with `audio` and optional `options` (the same JSON)")), writes: false, max_body: BodyLimit::Upload, handler: h!(similar_post) },
+    Route { method: "GET", path: "/v1/search", summary: "Text search (BM25) with the query syntax artist:, genre:, album:, title:, tag:, bpm:80-100, key:8A, year:1990-1999, quoted phrases; facet counts", query: &[("q", "the query"), ("limit", "1..=500"), ("cursor", "paging"), ("facets", "false to skip facet counts"), ("<filters>", "any filter parameter")], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(search) },
+    Route { method: "POST", path: "/v1/search/hybrid", summary: "Text and embedding candidates under the same exact filters, fused by RRF (k=60) or weights", query: &[], body: Some(("application/json", "{\"q\", \"like\": [ids], \"filters\": {...}, \"fusion\": \"rrf\"|\"weighted\", \"weights\": {\"text\", \"vector\"}, \"limit\", \"cursor\", \"explain\"}")), writes: false, max_body: BodyLimit::Json, handler: h!(hybrid_post) },
+    Route { method: "GET", path: "/v1/tags", summary: "Every tag with its track count, grouped by facet", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(tags) },
+    Route { method: "GET", path: "/v1/tags/{tag}/tracks", summary: "Tracks carrying a tag", query: &[("limit", "1..=500"), ("cursor", "paging")], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(tag_tracks) },
+    Route { method: "POST", path: "/v1/playlists", summary: "Playlist generation: filters, seeds, attribute targets, size or duration, artist rules, ordering smooth|harmonic|energy_arc, seed", query: &[], body: Some(("application/json", "{\"filters\", \"seeds\", \"targets\", \"size\" | \"duration_s\", \"tolerance_s\", \"max_per_artist\", \"artist_gap\", \"order\", \"seed\"}")), writes: false, max_body: BodyLimit::Json, handler: h!(playlist_post) },
+    Route { method: "GET", path: "/v1/path", summary: "A song path: tracks walking from one track to another in even steps", query: &[("from", "start track id"), ("to", "end track id"), ("steps", "tracks including both ends, 2..=100 (default 8)")], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(path_get) },
+    Route { method: "POST", path: "/v1/tracks", summary: "Add or replace one track: multipart `audio` plus `metadata` (a manifest line's fields)", query: &[], body: Some(("multipart/form-data", "audio: the file; metadata: {\"external_id\", \"title\", \"artists\", \"album\", \"genre\", \"release_date\", \"tags\", \"isrc\"}")), writes: true, max_body: BodyLimit::Upload, handler: h!(track_post) },
+    Route { method: "DELETE", path: "/v1/tracks/{id}", summary: "Take a track down: it leaves every answer before this returns", query: &[], body: None, writes: true, max_body: BodyLimit::Json, handler: h!(track_delete) },
+    Route { method: "POST", path: "/v1/ingest", summary: "Run the ingestion pipeline on a JSONL manifest (paths under the server's ingest root); answers with the run id", query: &[], body: Some(("application/x-ndjson", "one manifest object per line")), writes: true, max_body: BodyLimit::Upload, handler: h!(ingest_post) },
+    Route { method: "GET", path: "/v1/ingest/{run}", summary: "An ingest run: status, counts and its item errors", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(ingest_get) },
+];
+
+/// Largest JSON body.
+const MAX_JSON: usize = 1 << 20;
+
+/// Starts the engine's refresh loop and the HTTP server on `listener`.
+pub fn server(
+    engine: Arc<Engine>,
+    config: ServeConfig,
+    listener: std::net::TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    let workers = config.workers.max(1);
+    let state = Arc::new(State {
+        engine: engine.clone(),
+        config: config.clone(),
+        metrics: Metrics::default(),
+        ingest_busy: Arc::new(tokio::sync::Mutex::new(())),
+    });
+    // Freshness: follow the store's change log.
+    let every = config.refresh_every;
+    actix_web::rt::spawn(async move {
+        let mut last_save = Instant::now();
+        loop {
+            actix_web::rt::time::sleep(every).await;
+            if let Err(e) = engine.refresh().await {
+                tracing::warn!("refresh: {e}");
+            }
+            if last_save.elapsed() > Duration::from_secs(600) {
+                last_save = Instant::now();
+                let e2 = engine.clone();
+                let _ = web::block(move || e2.persist()).await;
+            }
+        }
+    });
+    let server = HttpServer::new(move || {
+        let mut app = App::new().app_data(web::Data::new(state.clone()));
+        for (i, r) in ROUTES.iter().enumerate() {
+            let method = Method::from_bytes(r.method.as_bytes()).expect("route methods are valid");
+            app = app.route(
+                r.path,
+                web::method(method).to(
+                    move |req: HttpRequest, payload: web::Payload, st: web::Data<Arc<State>>| {
+                        dispatch(i, req, payload, st.get_ref().clone())
+                    },
+                ),
+            );
+        }
+        app.default_service(web::to(|req: HttpRequest| async move {
+            let known = ROUTES.iter().any(|r| path_matches(r.path, req.path()));
+            let e = if known {
+                ApiError::new(
+                    405,
+                    "method_not_allowed",
+                    format!("{} is not allowed on {}", req.method(), req.path()),
+                )
+            } else {
+                ApiError::new(
+                    404,
+                    "unknown_route",
+                    format!(
+                        "no route {} {} (see /v1/openapi.json)",
+                        req.method(),
+                        req.path()
+                    ),
+                )
+            };
+            error_response(&e)
+        }))
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Whether a concrete path matches a route pattern (`{x}` matches one segment).
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let (p, q): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    p.len() == q.len() && p.iter().zip(&q).all(|(a, b)| a.starts_with('{') || a == b)
+}
+
+async fn dispatch(
+    i: usize,
+    req: HttpRequest,
+    mut payload: web::Payload,
+    st: Arc<State>,
+) -> HttpResponse {
+    let route = &ROUTES[i];
+    let started = Instant::now();
+    let answer = async {
+        if route.writes {
+            authorize(&req, &st.config)?;
+        }
+        let limit = match route.max_body {
+            BodyLimit::Json => MAX_JSON,
+            BodyLimit::Upload => st.config.max_upload_bytes,
+        };
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::bad("bad_body", format!("reading the body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::new(
+                    413,
+                    "too_large",
+                    format!("the body is over {limit} bytes"),
+                )
+                .with_details(json!({ "max_bytes": limit })));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        (route.handler)(req, body.freeze(), st.clone()).await
+    }
+    .await;
+    let response = answer.unwrap_or_else(|e| error_response(&e));
+    st.metrics.record(
+        route.path,
+        route.method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+fn error_response(e: &ApiError) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .json(e.body())
+}
+
+fn authorize(req: &HttpRequest, config: &ServeConfig) -> ApiResult<()> {
+    let Some(token) = &config.token else {
+        return Err(ApiError::new(
+            403,
+            "writes_disabled",
+            "this server has no write token configured (--token / MOTIF_API_TOKEN)",
+        ));
+    };
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            401,
+            "bad_token",
+            "the bearer token is not valid",
+        )),
+        None => Err(ApiError::new(
+            401,
+            "no_token",
+            "write routes need Authorization: Bearer <token>",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn ok(v: impl serde::Serialize) -> Answer {
+    Ok(HttpResponse::Ok().json(v))
+}
+
+fn query(req: &HttpRequest) -> ApiResult<Pairs> {
+    params::pairs(req.query_string())
+}
+
+fn path_id(req: &HttpRequest, name: &str) -> ApiResult<i64> {
+    let raw = req.match_info().get(name).unwrap_or("");
+    raw.parse::<i64>().map_err(|_| {
+        ApiError::bad(
+            "bad_id",
+            format!("{name} {raw:?} is not a track id (an integer)"),
+        )
+        .with_details(json!({ name: raw }))
+    })
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    if body.is_empty() {
+        return Err(ApiError::bad("bad_json", "the request needs a JSON body"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("bad_json", format!("request body: {e}")))
+}
+
+/// Runs CPU-bound engine work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("worker: {e}")))?
+}
+
+async fn health(_: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    ok(st.engine.health().await?)
+}
+
+async fn metrics(_: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    let mut text = st.metrics.render();
+    for (name, help, v) in st.engine.gauges() {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+        ));
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text))
+}
+
+async fn openapi(_: HttpRequest, _: Bytes, _: Arc<State>) -> Answer {
+    ok(openapi_document())
+}
+
+async fn track(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    let id = path_id(&req, "id")?;
+    ok(st.engine.track(id).await?)
+}
+
+fn similar_common(p: &Pairs) -> ApiResult<(usize, usize, Option<usize>)> {
+    let limit = params::limit(params::one(p, "limit"))?;
+    let offset = params::cursor(params::one(p, "cursor"))?;
+    let max_per_artist = match params::one(p, "max_per_artist") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::bad_number("max_per_artist", v))?,
+        ),
+    };
+    Ok((limit, offset, max_per_artist))
+}
+
+async fn similar_get(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    let id = path_id(&req, "id")?;
+    let p = query(&req)?;
+    let (limit, offset, max_per_artist) = similar_common(&p)?;
+    let filter = params::filter_from_pairs(&p)?;
+    let sq = SimilarQuery {
+        seeds: vec![(id, 1.0)],
+        vector: None,
+        filter,
+        limit,
+        offset,
+        max_per_artist,
+    };
+    let engine = st.engine.clone();
+    ok(blocking(move || engine.similar(&sq)).await?)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimilarBody {
+    #[serde(default)]
+    seeds: Vec<SeedJson>,
+    vector: Option<Vec<f32>>,
+    #[serde(default)]
+    filters: params::FilterJson,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    max_per_artist: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SeedJson {
+    Id(i64),
+    Weighted {
+        id: i64,
+        #[serde(default = "one")]
+        weight: f32,
+    },
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+async fn similar_post(req: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
+    let is_multipart = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/"));
+    let (b, clip): (SimilarBody, Option<uploads::Clip>) = if is_multipart {
+        let form = uploads::read_form(&req, body).await?;
+        let options = match form.text("options") {
+            Some(t) => json_body(&Bytes::from(t.to_string()))?,
+            None => SimilarBody::default(),
+        };
+        (options, Some(form.file("audio")?))
+    } else {
+        (json_body(&body)?, None)
+    };
+    let limit = params::check_limit(b.limit.unwrap_or(params::DEFAULT_LIMIT))?;
+    let offset = params::cursor(b.cursor.as_deref())?;
+    let mut vector = b.vector;
+    let mut analysed = None;
+    if let Some(clip) = clip {
+        let (emb, summary) =
+            uploads::embed_clip(&st.engine, clip, st.config.max_clip_seconds).await?;
+        vector = Some(emb);
+        analysed = Some(summary);
+    }
+    let seeds = b
+        .seeds
+        .into_iter()
+        .map(|s| match s {
+            SeedJson::Id(id) => (id, 1.0),
+            SeedJson::Weighted { id, weight } => (id, weight),
+        })
+        .collect();
+    let sq = SimilarQuery {
+        seeds,
+        vector,
+        filter: b.filters.into_filter()?,
+        limit,
+        offset,
+        max_per_artist: b.max_per_artist.filter(|n| *n > 0),
+    };
+    let engine = st.engine.clone();
+    let page = blocking(move || engine.similar(&sq)).await?;
+    let mut v = serde_json::to_value(page).map_err(ApiError::internal)?;
+    if let Some(a) = analysed {
+        v["query_audio"] = a;
+    }
+    ok(v)
+}
+
+async fn search(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    let p = query(&req)?;
+    let q = params::one(&p, "q").unwrap_or("").to_string();
+    let limit = params::limit(params::one(&p, "limit"))?;
+    let offset = params::cursor(params::one(&p, "cursor"))?;
+    let facets = !matches!(params::one(&p, "facets"), Some("false") | Some("0"));
+    let parsed = params::parse_query(&q)?;
+    let mut filter = params::filter_from_pairs(&p)?;
+    hybrid::merge(&mut filter, parsed.filter);
+    let engine = st.engine.clone();
+    ok(blocking(move || engine.search(&parsed.text, &filter, limit, offset, facets)).await?)
+}
+
+async fn hybrid_post(_: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
+    let r: HybridRequest = json_body(&body)?;
+    let engine = st.engine.clone();
+    ok(blocking(move || hybrid::hybrid(&engine, r)).await?)
+}
+
+async fn tags(_: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    let engine = st.engine.clone();
+    ok(blocking(move || engine.tags()).await?)
+}
+
+async fn tag_tracks(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    let tag = req.match_info().get("tag").unwrap_or("").to_string();
+    let p = query(&req)?;
+    let limit = params::limit(params::one(&p, "limit"))?;
+    let offset = params::cursor(params::one(&p, "cursor"))?;
+    let engine = st.engine.clone();
+    ok(blocking(move || engine.tag_tracks(&tag, limit, offset)).await?)
+}
+
+async fn playlist_post(_: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
+    let r: PlaylistRequest = json_body(&body)?;
+    let engine = st.engine.clone();
+    ok(blocking(move || playlist::generate(&engine, r)).await?)
+}
+
+async fn path_get(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    let p = query(&req)?;
+    let id = |k: &str| -> ApiResult<i64> {
+        let v = params::one(&p, k)
+            .ok_or_else(|| ApiError::bad("missing_param", format!("{k} is required")))?;
+        v.parse().map_err(|_| ApiError::bad_number(k, v))
+    };
+    let (from, to) = (id("from")?, id("to")?);
+    let steps = match params::one(&p, "steps") {
+        None => 8,
+        Some(v) => v.parse().map_err(|_| ApiError::bad_number("steps", v))?,
+    };
+    let engine = st.engine.clone();
+    ok(blocking(move || playlist::path(&engine, from, to, steps)).await?)
+}
+
+async fn track_post(req: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
+    let form = uploads::read_form(&req, body).await?;
+    let answer = uploads::add_track(&st.engine, &form).await?;
+    Ok(HttpResponse::Created().json(answer))
+}
+
+async fn track_delete(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    let id = path_id(&req, "id")?;
+    ok(st.engine.take_down(id).await?)
+}
+
+async fn ingest_post(_: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
+    let Some(root) = st.config.ingest_root.clone() else {
+        return Err(ApiError::new(
+            403,
+            "ingest_disabled",
+            "this server has no --ingest-root: manifests cannot name audio",
+        ));
+    };
+    let Ok(guard) = st.ingest_busy.clone().try_lock_owned() else {
+        return Err(ApiError::new(
+            409,
+            "ingest_busy",
+            "an ingest started over HTTP is still running",
+        ));
+    };
+    let run = uploads::start_ingest(st.engine.clone(), root, body, guard).await?;
+    Ok(HttpResponse::Accepted()
+        .json(json!({ "run": run, "status": "running", "poll": format!("/v1/ingest/{run}") })))
+}
+
+async fn ingest_get(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    let run = path_id(&req, "run")?;
+    let row = st
+        .engine
+        .catalog
+        .run(run)
+        .await?
+        .ok_or_else(|| ApiError::new(404, "unknown_run", format!("no ingest run {run}")))?;
+    let errors = st.engine.catalog.open_errors(Some(run), 1000).await?;
+    ok(json!({ "run": row, "errors": errors }))
+}
+
+/// The OpenAPI 3 document, generated from [`ROUTES`].
+pub fn openapi_document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in ROUTES {
+        let mut parameters: Vec<Value> = Vec::new();
+        let mut rest = r.path;
+        while let Some(start) = rest.find('{') {
+            let end = rest[start..].find('}').map_or(rest.len(), |e| start + e);
+            let name = &rest[start + 1..end];
+            parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": if name == "tag" { "string" } else { "integer" } } }));
+            rest = &rest[end..];
+        }
+        let mut expanded: Vec<(&str, &str)> = Vec::new();
+        for (n, d) in r.query {
+            if *n == "<filters>" {
+                expanded.extend(FILTER_PARAMS.iter().copied());
+            } else {
+                expanded.push((n, d));
+            }
+        }
+        for (n, d) in expanded {
+            parameters.push(json!({ "name": n, "in": "query", "required": false, "description": d, "schema": { "type": "string" } }));
+        }
+        let mut op = json!({
+            "summary": r.summary,
+            "operationId": format!("{}_{}", r.method.to_lowercase(), r.path.trim_start_matches("/v1/").replace(['/', '{', '}', '.'], "_")),
+            "parameters": parameters,
+            "responses": {
+                "200": { "description": "OK", "content": { "application/json": {} } },
+                "400": { "$ref": "#/components/responses/Error" },
+                "404": { "$ref": "#/components/responses/Error" },
+            },
+        });
+        if let Some((ct, d)) = r.body {
+            let mut content = serde_json::Map::new();
+            for t in ct.split(" | ") {
+                content.insert(t.to_string(), json!({ "schema": { "description": d } }));
+            }
+            op["requestBody"] = json!({ "required": true, "description": d, "content": content });
+        }
+        if r.writes {
+            op["security"] = json!([{ "bearer": [] }]);
+        }
+        let item = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        item[r.method.to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Motif", "version": env!("CARGO_PKG_VERSION"), "description": "Music search and recommendation: more like this, text and hybrid search, tags, playlists, ingestion." },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": {
+                "type": "object",
+                "properties": { "error": { "type": "object", "properties": {
+                    "code": { "type": "string" }, "message": { "type": "string" }, "details": { "type": "object" } } } } } } } } },
+        },
+    })
+}
+
+/// Request counts and latency histograms per route, in Prometheus text format.
+#[derive(Default)]
+struct Metrics {
+    inner: Mutex<HashMap<(&'static str, &'static str), RouteStats>>,
+}
+
+/// Histogram bucket upper bounds, seconds.
+const BUCKETS: [f64; 11] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+struct RouteStats {
+    by_status: HashMap<u16, u64>,
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Metrics {
+    fn record(&self, path: &'static str, method: &'static str, status: u16, took: Duration) {
+        let s = took.as_secs_f64();
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let r = m.entry((method, path)).or_default();
+        *r.by_status.entry(status).or_default() += 1;
+        for (b, le) in r.buckets.iter_mut().zip(BUCKETS) {
+            if s <= le {
+                *b += 1;
+            }
+        }
+        r.count += 1;
+        r.sum += s;
+    }
+
+    fn render(&self) -> String {
+        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys: Vec<_> = m.keys().copied().collect();
+        keys.sort();
+        let mut out = String::from("# HELP motif_http_requests_total Requests answered, by route and status\n# TYPE motif_http_requests_total counter\n");
+        for k in &keys {
+            let mut st: Vec<_> = m[k].by_status.iter().collect();
+            st.sort();
+            for (status, n) in st {
+                out.push_str(&format!(
+                    "motif_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n",
+                    k.0, k.1, status, n
+                ));
+            }
+        }
+        out.push_str("# HELP motif_http_request_duration_seconds Time to answer, by route\n# TYPE motif_http_request_duration_seconds histogram\n");
+        for k in &keys {
+            let r = &m[k];
+            let l = format!("method=\"{}\",route=\"{}\"", k.0, k.1);
+            for (b, le) in r.buckets.iter().zip(BUCKETS) {
+                out.push_str(&format!(
+                    "motif_http_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {b}\n"
+                ));
+            }
+            out.push_str(&format!(
+                "motif_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}\n",
+                r.count
+            ));
+            out.push_str(&format!(
+                "motif_http_request_duration_seconds_sum{{{l}}} {}\n",
+                r.sum
+            ));
+            out.push_str(&format!(
+                "motif_http_request_duration_seconds_count{{{l}}} {}\n",
+                r.count
+            ));
+        }
+        out
+    }
+}
+
+/// Runs `f` on an actix system (the runtime `server` needs), blocking the thread.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    actix_web::rt::System::new().block_on(f)
+}

@@ -1,0 +1,858 @@
+//! The query API end to end: the real `motif` binary indexes the fixtures into real
+//! Postgres or SQLite, `motif serve` answers over real HTTP, and every endpoint is
+//! exercised with its validation errors, a takedown, an upload found as its own nearest
+//! neighbour, duplicate collapsing, ingestion over HTTP, and freshness: changes made by
+//! `motif index` in another process show in the running server within 5 seconds.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-token-123";
+
+struct Setup {
+    place: Place,
+    url: String,
+    server: Server,
+}
+
+/// Five artists in rotation, so artist rules have something to bite on.
+const ARTISTS: [&str; 5] = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon"];
+
+/// The external id the catalogue manifest gives a fixture file.
+fn fx_id(file: &str) -> String {
+    format!("fx-{}", file.replace(['.', '/'], "-"))
+}
+
+/// Copies the 40 fixture songs into `music/` with a catalogue manifest (titles, artists,
+/// genre from the file name), indexes it with `motif index`, then serves the same store
+/// from another data folder (as a replica would).
+fn setup(backend: &str) -> Setup {
+    let mut place = Place::new(&format!("api-{backend}"));
+    let url = place.database(backend);
+    let music = place.dir.join("music");
+    let mut files: Vec<String> = Vec::new();
+    for sub in ["", "formats"] {
+        let from = repo().join("fixtures/audio").join(sub);
+        std::fs::create_dir_all(music.join(sub)).unwrap();
+        for e in std::fs::read_dir(&from).unwrap().map(Result::unwrap) {
+            if e.path().is_file() {
+                let rel = if sub.is_empty() {
+                    e.file_name().to_string_lossy().into_owned()
+                } else {
+                    format!("{sub}/{}", e.file_name().to_string_lossy())
+                };
+                std::fs::copy(e.path(), music.join(&rel)).unwrap();
+                files.push(rel);
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(files.len(), 40);
+    let mut manifest = String::new();
+    for (i, f) in files.iter().enumerate() {
+        let stem = f.rsplit('/').next().unwrap();
+        let genre = stem.split('_').next().unwrap();
+        manifest.push_str(&json!({"op": "upsert", "external_id": fx_id(f), "path": f, "title": format!("{genre} song {i}"), "artists": [ARTISTS[i % 5]], "genre": genre}).to_string());
+        manifest.push('\n');
+    }
+    std::fs::write(music.join("catalog.jsonl"), manifest).unwrap();
+    let catalog = music.join("catalog.jsonl").display().to_string();
+    let d1 = place.dir.join("indexer").display().to_string();
+    let out = motif(
+        &[
+            "index",
+            &catalog,
+            "--database",
+            &url,
+            "--data-dir",
+            &d1,
+            "--json",
+        ],
+        &place.dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d2 = place.dir.join("server").display().to_string();
+    let root = music.display().to_string();
+    let server = Server::start(
+        &[
+            "serve",
+            "--database",
+            &url,
+            "--data-dir",
+            &d2,
+            "--bind",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+            "--ingest-root",
+            &root,
+            "--refresh-ms",
+            "200",
+        ],
+        &place.dir,
+    );
+    Setup { place, url, server }
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+fn check_error(got: (u16, Value), status: u16, code: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(error_code(&got.1), code, "{}", got.1);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        got.1
+    );
+}
+
+fn tempo(hit: &Value) -> f64 {
+    hit["attributes"]["tempo_bpm"].as_f64().unwrap()
+}
+
+fn api_end_to_end(backend: &str) {
+    let Setup {
+        place,
+        url,
+        server: s,
+    } = setup(backend);
+
+    // Health and counts.
+    let (st, h) = s.get("/v1/health");
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["tracks"]["active"], 40, "{h}");
+    assert_eq!(h["indexed"]["vectors"], 40, "{h}");
+    assert_eq!(h["lag"], 0, "{h}");
+
+    // Tags with counts per facet.
+    let (st, tags) = s.get("/v1/tags");
+    assert_eq!(st, 200);
+    let tempo_tags = tags["facets"]["tempo"].as_array().expect("a tempo facet");
+    let busiest = tempo_tags[0]["tag"].as_str().unwrap().to_string();
+    let busiest_n = tempo_tags[0]["count"].as_u64().unwrap();
+    assert!(busiest_n > 0 && busiest.starts_with("tempo:"));
+    let (st, tt) = s.get(&format!("/v1/tags/{busiest}/tracks?limit=100"));
+    assert_eq!(st, 200, "{tt}");
+    assert_eq!(tt["total"].as_u64(), Some(busiest_n));
+    assert!(tt["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["tags"].as_array().unwrap().contains(&json!(busiest))));
+    check_error(
+        s.get("/v1/tags/mood:nonexistent/tracks"),
+        404,
+        "unknown_tag",
+    );
+
+    // A track's detail view.
+    let (_, all) = s.get("/v1/search?limit=100&facets=false");
+    assert_eq!(all["total"], 40, "{all}");
+    let all_ids = ids(&all, "results");
+    let seed = all_ids[0];
+    let (st, t) = s.get(&format!("/v1/tracks/{seed}"));
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["status"], "active");
+    assert!(t["attributes"]["tempo_bpm"].as_f64().unwrap() > 30.0);
+    let tag0 = &t["tags"][0];
+    assert!(
+        tag0["score"].as_f64().is_some() && tag0["source"].as_str().is_some(),
+        "{t}"
+    );
+    check_error(s.get("/v1/tracks/987654"), 404, "unknown_track");
+    check_error(s.get("/v1/tracks/abc"), 400, "bad_id");
+
+    // More like this: seed excluded, reasons, filters exact, paging, validation.
+    let (st, sim) = s.get(&format!("/v1/tracks/{seed}/similar?limit=5"));
+    assert_eq!(st, 200, "{sim}");
+    let r = sim["results"].as_array().unwrap();
+    assert_eq!(r.len(), 5);
+    assert!(!ids(&sim, "results").contains(&seed));
+    assert!(r
+        .iter()
+        .all(|h| h["reasons"].as_array().is_some_and(|a| !a.is_empty())
+            && h["score"].as_f64().is_some()));
+    let scores: Vec<f64> = r.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {scores:?}"
+    );
+    let (st, f) = s.get(&format!(
+        "/v1/tracks/{seed}/similar?limit=20&tempo_bpm_min=95&tempo_bpm_max=125"
+    ));
+    assert_eq!(st, 200, "{f}");
+    assert!(!f["results"].as_array().unwrap().is_empty());
+    assert!(
+        f["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| (95.0..=125.0).contains(&tempo(h))),
+        "{f}"
+    );
+    let (_, ft) = s.get(&format!(
+        "/v1/tracks/{seed}/similar?limit=50&tags={busiest}"
+    ));
+    assert!(ft["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["tags"].as_array().unwrap().contains(&json!(busiest))));
+    let (_, p1) = s.get(&format!("/v1/tracks/{seed}/similar?limit=3"));
+    let cursor = p1["next_cursor"].as_str().expect("a next page").to_string();
+    let (_, p2) = s.get(&format!(
+        "/v1/tracks/{seed}/similar?limit=3&cursor={cursor}"
+    ));
+    let (a, b): (HashSet<i64>, HashSet<i64>) = (
+        ids(&p1, "results").into_iter().collect(),
+        ids(&p2, "results").into_iter().collect(),
+    );
+    assert!(a.is_disjoint(&b) && b.len() == 3, "{p1} {p2}");
+    let (_, capped) = s.get(&format!(
+        "/v1/tracks/{seed}/similar?limit=10&max_per_artist=1"
+    ));
+    let artists: Vec<String> = capped["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| {
+            h["artists"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_lowercase())
+        })
+        .collect();
+    let distinct: HashSet<&String> = artists.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        artists.len(),
+        "max_per_artist=1: {artists:?}"
+    );
+    check_error(
+        s.get(&format!("/v1/tracks/{seed}/similar?limit=100000")),
+        400,
+        "limit_too_large",
+    );
+    check_error(
+        s.get(&format!("/v1/tracks/{seed}/similar?tempo_bpm_min=fast")),
+        400,
+        "bad_number",
+    );
+    check_error(
+        s.get(&format!(
+            "/v1/tracks/{seed}/similar?tags=mood:nothing_like_this"
+        )),
+        400,
+        "unknown_tag",
+    );
+    check_error(
+        s.get(&format!("/v1/tracks/{seed}/similar?colour_min=3")),
+        400,
+        "unknown_field",
+    );
+    check_error(
+        s.get(&format!(
+            "/v1/tracks/{seed}/similar?energy_min=0.9&energy_max=0.1"
+        )),
+        400,
+        "bad_range",
+    );
+    check_error(s.get("/v1/tracks/987654/similar"), 404, "unknown_track");
+    check_error(
+        s.get(&format!("/v1/tracks/{seed}/similar?cursor=zz")),
+        400,
+        "bad_cursor",
+    );
+
+    // POST /similar: weighted seeds, raw vectors, uploads.
+    let (st, ps) = s.post_json("/v1/similar", &json!({"seeds": [{"id": seed, "weight": 2.0}, all_ids[1]], "limit": 5, "filters": {"ranges": {"tempo_bpm": {"min": 60, "max": 200}}}}));
+    assert_eq!(st, 200, "{ps}");
+    assert!(!ids(&ps, "results").contains(&seed) && !ids(&ps, "results").contains(&all_ids[1]));
+    check_error(
+        s.post_json("/v1/similar", &json!({"vector": [1.0, 2.0], "limit": 5})),
+        400,
+        "bad_vector",
+    );
+    check_error(
+        s.post_json("/v1/similar", &json!({"limit": 5})),
+        400,
+        "no_seed",
+    );
+    check_error(
+        s.post_json("/v1/similar", &json!({"seeds": [seed], "bogus": 1})),
+        400,
+        "bad_json",
+    );
+    // An upload is its own nearest neighbour.
+    let clip_name = "funk_e_minor_100.ogg";
+    let clip = std::fs::read(repo().join("fixtures/audio").join(clip_name)).unwrap();
+    let (ct, body) = multipart(&[
+        ("audio", Some(clip_name), &clip),
+        ("options", None, br#"{"limit": 3}"#),
+    ]);
+    let (st, up) = s.send("POST", "/v1/similar", &[("content-type", &ct)], &body);
+    assert_eq!(st, 200, "{up}");
+    let first = &up["results"][0];
+    assert_eq!(first["external_id"], json!(fx_id(clip_name)), "{up}");
+    assert!(first["score"].as_f64().unwrap() > 0.999, "{up}");
+    assert_eq!(up["query_audio"]["filename"], clip_name);
+    let (ct, body) = multipart(&[("audio", Some("notes.txt"), b"not audio at all")]);
+    check_error(
+        s.send("POST", "/v1/similar", &[("content-type", &ct)], &body),
+        415,
+        "unsupported_format",
+    );
+    let junk = std::fs::read(repo().join("fixtures/bad/text.ogg")).unwrap();
+    let (ct, body) = multipart(&[("audio", Some("text.ogg"), &junk)]);
+    let (st, v) = s.send("POST", "/v1/similar", &[("content-type", &ct)], &body);
+    assert_eq!(st, 415, "{v}");
+
+    // Search: query syntax, facets, paging.
+    let (st, sr) = s.get("/v1/search?q=funk");
+    assert_eq!(st, 200, "{sr}");
+    assert!(sr["total"].as_u64().unwrap() >= 1, "{sr}");
+    assert!(
+        sr["facets"].as_object().is_some_and(|f| !f.is_empty()),
+        "{sr}"
+    );
+    let (st, sb) = s.get("/v1/search?q=bpm:95-125&limit=100");
+    assert_eq!(st, 200, "{sb}");
+    assert!(sb["total"].as_u64().unwrap() >= 1);
+    assert!(sb["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| (95.0..=125.0).contains(&tempo(h))));
+    let camelot = t["attributes"]["camelot"].as_str().unwrap().to_string();
+    let (_, sk) = s.get(&format!("/v1/search?q=key:{camelot}&limit=100"));
+    assert!(
+        sk["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["camelot"] == json!(camelot))
+            && sk["total"].as_u64().unwrap() >= 1,
+        "{sk}"
+    );
+    check_error(s.get("/v1/search?q=bpm:fast"), 400, "bad_number");
+    check_error(s.get("/v1/search?q=colour:red"), 400, "unknown_field");
+    check_error(
+        s.get("/v1/search?q=tag:mood:nothing_like_this"),
+        400,
+        "unknown_tag",
+    );
+    let (_, q1) = s.get("/v1/search?limit=15&facets=false");
+    let (_, q2) = s.get(&format!(
+        "/v1/search?limit=15&facets=false&cursor={}",
+        q1["next_cursor"].as_str().unwrap()
+    ));
+    let (a, b): (HashSet<i64>, HashSet<i64>) = (
+        ids(&q1, "results").into_iter().collect(),
+        ids(&q2, "results").into_iter().collect(),
+    );
+    assert!(a.is_disjoint(&b) && b.len() == 15);
+
+    // Hybrid: fusion with explanations, filters exact.
+    let (st, hy) = s.post_json("/v1/search/hybrid", &json!({"q": "funk", "like": [seed], "limit": 10, "explain": true, "filters": {"ranges": {"tempo_bpm": {"min": 60, "max": 180}}}}));
+    assert_eq!(st, 200, "{hy}");
+    let hr = hy["results"].as_array().unwrap();
+    assert!(!hr.is_empty());
+    assert!(hr.iter().all(|h| h["explain"]["fused"].as_f64().is_some() && (60.0..=180.0).contains(&tempo(h))), "{hy}");
+    assert!(
+        hr.iter().any(|h| h["explain"]["text_rank"].is_number())
+            && hr.iter().any(|h| h["explain"]["vector_rank"].is_number()),
+        "{hy}"
+    );
+    assert_eq!(hy["plan"]["fusion"]["k"], 60.0);
+    let (st, hw) = s.post_json("/v1/search/hybrid", &json!({"q": "funk", "like": [seed], "fusion": "weighted", "weights": {"text": 0.2, "vector": 1.0}}));
+    assert_eq!(st, 200, "{hw}");
+    check_error(
+        s.post_json("/v1/search/hybrid", &json!({"limit": 5})),
+        400,
+        "no_query",
+    );
+    check_error(
+        s.post_json(
+            "/v1/search/hybrid",
+            &json!({"q": "funk", "fusion": "magic"}),
+        ),
+        400,
+        "bad_json",
+    );
+    check_error(
+        s.post_json("/v1/search/hybrid", &json!({"q": "funk", "limit": 9999})),
+        400,
+        "limit_too_large",
+    );
+
+    // Playlists: every hard constraint holds or its relaxation is reported.
+    let req = json!({"filters": {"ranges": {"tempo_bpm": {"min": 70, "max": 150}}}, "size": 8, "artist_gap": 1, "order": "harmonic", "seed": 7});
+    let (st, pl) = s.post_json("/v1/playlists", &req);
+    assert_eq!(st, 200, "{pl}");
+    check_playlist(&pl, 70.0, 150.0, 1);
+    let (_, again) = s.post_json("/v1/playlists", &req);
+    assert_eq!(
+        again["tracks"], pl["tracks"],
+        "the same seed gives the same playlist"
+    );
+    for order in ["smooth", "energy_arc"] {
+        let (st, p) = s.post_json("/v1/playlists", &json!({"seeds": [seed], "duration_s": 600, "tolerance_s": 90, "artist_gap": 2, "order": order, "targets": {"energy": 0.5}}));
+        assert_eq!(st, 200, "{p}");
+        check_playlist(&p, 0.0, 1000.0, 2);
+        let total = p["duration_s"].as_f64().unwrap();
+        let relaxed_duration = p["relaxed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["constraint"] == "duration_s");
+        assert!((total - 600.0).abs() <= 90.0 || relaxed_duration, "{p}");
+        assert!(p["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["track"]["id"] != json!(seed)));
+    }
+    // A constraint the catalogue cannot meet is reported, not broken.
+    let (st, tight) = s.post_json("/v1/playlists", &json!({"filters": {"ranges": {"tempo_bpm": {"min": 95, "max": 125}}}, "size": 30, "artist_gap": 3}));
+    assert_eq!(st, 200, "{tight}");
+    check_playlist(&tight, 95.0, 125.0, 0);
+    let relaxed: Vec<&str> = tight["relaxed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["constraint"].as_str())
+        .collect();
+    assert!(relaxed.contains(&"size"), "{tight}");
+    check_error(
+        s.post_json("/v1/playlists", &json!({"size": 0})),
+        400,
+        "bad_size",
+    );
+    check_error(
+        s.post_json("/v1/playlists", &json!({"size": 5, "duration_s": 100})),
+        400,
+        "bad_playlist",
+    );
+    check_error(
+        s.post_json(
+            "/v1/playlists",
+            &json!({"size": 5, "targets": {"colour": 1}}),
+        ),
+        400,
+        "unknown_field",
+    );
+    check_error(
+        s.post_json("/v1/playlists", &json!({"size": 5, "seeds": [987654]})),
+        404,
+        "unknown_track",
+    );
+
+    // Song path.
+    let (st, path) = s.get(&format!("/v1/path?from={seed}&to={}&steps=5", all_ids[5]));
+    assert_eq!(st, 200, "{path}");
+    let steps = path["tracks"].as_array().unwrap();
+    assert_eq!(steps.len(), 5);
+    assert_eq!(steps[0]["track"]["id"], json!(seed));
+    assert_eq!(steps[4]["track"]["id"], json!(all_ids[5]));
+    let distinct: HashSet<i64> = steps
+        .iter()
+        .map(|t| t["track"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(distinct.len(), 5);
+    check_error(
+        s.get(&format!("/v1/path?from={seed}&to=987654")),
+        404,
+        "unknown_track",
+    );
+    check_error(
+        s.get(&format!("/v1/path?from={seed}&to={}&steps=1", all_ids[5])),
+        400,
+        "bad_steps",
+    );
+    check_error(s.get("/v1/path?to=1"), 400, "missing_param");
+
+    // OpenAPI matches the routes; metrics count requests; unknown routes are JSON errors.
+    let (st, doc) = s.get("/v1/openapi.json");
+    assert_eq!(st, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/v1/tracks/{id}",
+        "/v1/tracks/{id}/similar",
+        "/v1/similar",
+        "/v1/search",
+        "/v1/search/hybrid",
+        "/v1/tags",
+        "/v1/tags/{tag}/tracks",
+        "/v1/playlists",
+        "/v1/path",
+        "/v1/tracks",
+        "/v1/ingest",
+        "/v1/ingest/{run}",
+        "/v1/health",
+        "/v1/metrics",
+        "/v1/openapi.json",
+    ] {
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+    for (p, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = p
+                .replace("{id}", &seed.to_string())
+                .replace("{tag}", &busiest)
+                .replace("{run}", "1");
+            let r = request(&s.addr, &method.to_uppercase(), &concrete, &[], b"");
+            assert!(
+                r.status != 404 || !r.text().contains("unknown_route"),
+                "{method} {p} is documented but not routed"
+            );
+        }
+    }
+    check_error(s.get("/v1/nothing-here"), 404, "unknown_route");
+    check_error(
+        s.send("PUT", "/v1/search", &[], b""),
+        405,
+        "method_not_allowed",
+    );
+    let m = request(&s.addr, "GET", "/v1/metrics", &[], b"");
+    assert_eq!(m.status, 200);
+    assert!(m.text().contains("motif_http_requests_total{method=\"GET\",route=\"/v1/tracks/{id}/similar\",status=\"200\"}"), "{}", m.text());
+    assert!(m
+        .text()
+        .contains("motif_http_request_duration_seconds_bucket"));
+
+    // Writes need the token.
+    let victim = all_ids[2];
+    check_error(
+        s.send("DELETE", &format!("/v1/tracks/{victim}"), &[], b""),
+        401,
+        "no_token",
+    );
+    check_error(
+        s.send(
+            "DELETE",
+            &format!("/v1/tracks/{victim}"),
+            &[("authorization", "Bearer wrong")],
+            b"",
+        ),
+        401,
+        "bad_token",
+    );
+    let auth = format!("Bearer {TOKEN}");
+    let (st, del) = s.send(
+        "DELETE",
+        &format!("/v1/tracks/{victim}"),
+        &[("authorization", &auth)],
+        b"",
+    );
+    assert_eq!(st, 200, "{del}");
+    // Gone from every query at once.
+    for other in [seed, all_ids[1], all_ids[3]] {
+        let (_, v) = s.get(&format!("/v1/tracks/{other}/similar?limit=50"));
+        assert!(
+            !ids(&v, "results").contains(&victim),
+            "taken-down track in similar"
+        );
+    }
+    let (_, v) = s.get("/v1/search?limit=100&facets=false");
+    assert!(!ids(&v, "results").contains(&victim) && v["total"] == 39);
+    let (_, v) = s.post_json(
+        "/v1/search/hybrid",
+        &json!({"q": "song", "like": [seed], "limit": 100}),
+    );
+    assert!(!ids(&v, "results").contains(&victim));
+    let (_, v) = s.post_json("/v1/playlists", &json!({"size": 39}));
+    assert!(!v["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["track"]["id"] == json!(victim)));
+    check_error(
+        s.get(&format!("/v1/tracks/{victim}/similar")),
+        404,
+        "unknown_track",
+    );
+    let (_, v) = s.get(&format!("/v1/tracks/{victim}"));
+    assert_eq!(v["status"], "taken_down");
+
+    // Ingest over HTTP: the same recording delivered under two more ids.
+    let manifest = "{\"op\": \"upsert\", \"external_id\": \"dup-a\", \"path\": \"pop_a_major_120.ogg\", \"title\": \"Duplicate A\"}\n\
+                    {\"op\": \"upsert\", \"external_id\": \"dup-b\", \"path\": \"pop_a_major_120.ogg\", \"title\": \"Duplicate B\"}\n\
+                    this line is not JSON\n";
+    check_error(
+        s.send("POST", "/v1/ingest", &[], manifest.as_bytes()),
+        401,
+        "no_token",
+    );
+    let (st, ing) = s.send(
+        "POST",
+        "/v1/ingest",
+        &[("authorization", &auth)],
+        manifest.as_bytes(),
+    );
+    assert_eq!(st, 202, "{ing}");
+    let run = ing["run"].as_i64().unwrap();
+    let done = eventually(Duration::from_secs(120), || {
+        s.get(&format!("/v1/ingest/{run}")).1["run"]["status"] == "finished"
+    });
+    assert!(done.is_some(), "ingest run {run} did not finish");
+    let (_, r) = s.get(&format!("/v1/ingest/{run}"));
+    assert_eq!(r["run"]["new"], 2, "{r}");
+    assert_eq!(r["run"]["failed"], 1, "{r}");
+    assert_eq!(r["errors"][0]["line"], 3, "{r}");
+    check_error(s.get("/v1/ingest/987654"), 404, "unknown_run");
+    assert!(
+        eventually(Duration::from_secs(5), || s.get("/v1/search?q=duplicate").1
+            ["total"]
+            == 2)
+        .is_some()
+    );
+    let (_, dup) = s.get("/v1/search?q=%22duplicate%20a%22");
+    let dup_a = ids(&dup, "results")[0];
+    let (_, v) = s.get(&format!("/v1/tracks/{dup_a}/similar?limit=10"));
+    let titles: Vec<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["external_id"].as_str().unwrap().to_string())
+        .collect();
+    let original = fx_id("pop_a_major_120.ogg");
+    assert!(
+        !titles.contains(&"dup-b".to_string()) && !titles.contains(&original),
+        "duplicates of the seed collapsed: {titles:?}"
+    );
+    assert!(
+        v["plan"]["collapsed_duplicates"].as_u64().unwrap() >= 1,
+        "{v}"
+    );
+    let (_, v) = s.get(&format!("/v1/tracks/{seed}/similar?limit=45"));
+    let recs: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["external_id"].as_str().unwrap())
+        .filter(|e| ["dup-a", "dup-b", original.as_str()].contains(e))
+        .collect();
+    assert!(
+        recs.len() <= 1,
+        "one copy of a recording per answer: {recs:?}"
+    );
+
+    // Upload a track.
+    let (ct, body) = multipart(&[("audio", Some("ballad.mp3"), &std::fs::read(repo().join("fixtures/audio/ballad_eflat_major_76.mp3")).unwrap()), ("metadata", None, br#"{"external_id": "upload-1", "title": "Uploaded Ballad", "artists": ["Test Uploader"], "tags": ["mood:tender"]}"#)]);
+    let (st, up) = s.send(
+        "POST",
+        "/v1/tracks",
+        &[("content-type", &ct), ("authorization", &auth)],
+        &body,
+    );
+    assert_eq!(st, 201, "{up}");
+    let up_id = up["id"].as_i64().unwrap();
+    let (_, v) = s.get(&format!("/v1/tracks/{up_id}"));
+    assert_eq!(v["title"], "Uploaded Ballad");
+    assert!(
+        v["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "mood:tender" && t["source"] == "catalog"),
+        "{v}"
+    );
+    let (_, v) = s.get("/v1/search?q=tag:mood:tender");
+    assert_eq!(ids(&v, "results"), vec![up_id]);
+    let (ct, body) = multipart(&[
+        ("audio", Some("x.txt"), b"nope"),
+        ("metadata", None, br#"{"external_id": "upload-2"}"#),
+    ]);
+    check_error(
+        s.send(
+            "POST",
+            "/v1/tracks",
+            &[("content-type", &ct), ("authorization", &auth)],
+            &body,
+        ),
+        415,
+        "unsupported_format",
+    );
+    let (ct, body) = multipart(&[
+        ("audio", Some("x.ogg"), &junk),
+        ("metadata", None, br#"{"external_id": "upload-3"}"#),
+    ]);
+    let (st, v) = s.send(
+        "POST",
+        "/v1/tracks",
+        &[("content-type", &ct), ("authorization", &auth)],
+        &body,
+    );
+    assert_eq!(st, 415, "{v}");
+
+    // Freshness: another process writes the same store; the server follows within 5 s.
+    let music = place.dir.join("fresh");
+    std::fs::create_dir_all(&music).unwrap();
+    std::fs::copy(
+        repo().join("fixtures/audio/rock_d_major_140.ogg"),
+        music.join("probe.ogg"),
+    )
+    .unwrap();
+    std::fs::write(music.join("add.jsonl"), "{\"op\": \"upsert\", \"external_id\": \"fresh-1\", \"path\": \"probe.ogg\", \"title\": \"Freshness Probe\"}\n").unwrap();
+    let d3 = place.dir.join("other-indexer").display().to_string();
+    let add = music.join("add.jsonl").display().to_string();
+    let out = motif(
+        &["index", &add, "--database", &url, "--data-dir", &d3],
+        &place.dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = eventually(Duration::from_secs(5), || {
+        s.get("/v1/search?q=freshness").1["total"] == 1
+    });
+    assert!(
+        seen.is_some(),
+        "a track added by another process is searchable within 5 s"
+    );
+    std::fs::write(
+        music.join("del.jsonl"),
+        "{\"op\": \"delete\", \"external_id\": \"fresh-1\"}\n",
+    )
+    .unwrap();
+    let del = music.join("del.jsonl").display().to_string();
+    let out = motif(
+        &["index", &del, "--database", &url, "--data-dir", &d3],
+        &place.dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gone = eventually(Duration::from_secs(5), || {
+        s.get("/v1/search?q=freshness").1["total"] == 0
+    });
+    assert!(
+        gone.is_some(),
+        "a takedown by another process leaves answers within 5 s"
+    );
+    eprintln!("freshness ({backend}): added visible after {seen:?}, takedown after {gone:?}");
+}
+
+/// Asserts a playlist's hard constraints: tempo range, no artist within `gap` (unless
+/// relaxed), transitions reported.
+fn check_playlist(p: &Value, lo: f64, hi: f64, gap: usize) {
+    let tracks = p["tracks"].as_array().expect("tracks");
+    assert!(!tracks.is_empty(), "{p}");
+    let relaxed_gap = p["relaxed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["constraint"] == "artist_gap");
+    for (i, t) in tracks.iter().enumerate() {
+        let bpm = t["track"]["attributes"]["tempo_bpm"].as_f64().unwrap();
+        assert!(
+            (lo..=hi).contains(&bpm),
+            "tempo {bpm} outside {lo}..{hi}: {p}"
+        );
+        assert_eq!(t["position"], json!(i + 1));
+        if i > 0 {
+            assert!(t["transition"]["score"].as_f64().is_some(), "{p}");
+        }
+        if !relaxed_gap {
+            let mine: HashSet<String> = t["track"]["artists"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_lowercase())
+                .collect();
+            for prev in tracks[i.saturating_sub(gap)..i].iter() {
+                let theirs: HashSet<String> = prev["track"]["artists"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_lowercase())
+                    .collect();
+                assert!(
+                    mine.is_disjoint(&theirs),
+                    "artist repeated within {gap}: {p}"
+                );
+            }
+        }
+    }
+    let ids: HashSet<i64> = tracks
+        .iter()
+        .map(|t| t["track"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), tracks.len(), "no track twice");
+}
+
+#[test]
+fn api_end_to_end_sqlite() {
+    api_end_to_end("sqlite");
+}
+
+#[test]
+fn api_end_to_end_postgres() {
+    api_end_to_end("postgres");
+}
+
+/// The README's first command: `motif quickstart` indexes the fixtures, serves them and
+/// prints three requests that work as printed (run here with curl, exactly as printed).
+#[test]
+fn quickstart_examples_work_as_printed() {
+    let place = Place::new("quickstart");
+    let audio = repo().join("fixtures/audio").display().to_string();
+    let s = Server::start(
+        &[
+            "quickstart",
+            &audio,
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            "qs-data",
+        ],
+        &place.dir,
+    );
+    let curls: Vec<&String> = s
+        .stdout
+        .iter()
+        .filter(|l| l.trim_start().starts_with("curl "))
+        .collect();
+    assert_eq!(curls.len(), 3, "three examples: {:?}", s.stdout);
+    for c in curls {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("{} -w '\\n%{{http_code}}'", c.trim())])
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        assert_eq!(code, "200", "{c}\n{body}");
+        let v: Value = serde_json::from_str(body).unwrap();
+        let n = v["results"]
+            .as_array()
+            .or(v["tracks"].as_array())
+            .map_or(0, |a| a.len());
+        assert!(n > 0, "{c} answered nothing: {v}");
+    }
+    assert!(place.dir.join("qs-data/motif.db").is_file());
+}

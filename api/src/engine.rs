@@ -14,7 +14,7 @@ use std::time::Instant;
 use indexer::derived::{DerivedIndexes, IndexLock};
 use indexer::filter::{Filter, TrackSet};
 use indexer::text::Card;
-use indexer::vectors::HnswParams;
+use indexer::vectors::{HnswParams, Plan};
 use indexer::Catalog;
 use serde_json::{json, Value};
 
@@ -152,7 +152,6 @@ impl Engine {
     /// Health facts: the sequence served, the store's, counts.
     pub async fn health(&self) -> ApiResult<Value> {
         let store_seq = self.catalog.max_seq().await?;
-        let (active, down) = self.catalog.track_counts().await?;
         let ix = self.read();
         Ok(json!({
             "status": "ok",
@@ -160,7 +159,6 @@ impl Engine {
             "store_seq": store_seq,
             "index_seq": ix.applied_seq(),
             "lag": (store_seq - ix.applied_seq()).max(0),
-            "tracks": { "active": active, "taken_down": down },
             "indexed": { "vectors": ix.vectors.len(), "text": ix.text.len(), "tombstones": ix.vectors.tombstones() },
             "uptime_s": self.started.elapsed().as_secs(),
         }))
@@ -286,27 +284,16 @@ impl Engine {
         normalise(v.to_vec())
     }
 
-    /// The `k` nearest allowed tracks: exact over the allowed set when it is small,
-    /// filtered HNSW (with a wider search for narrower filters) otherwise.
+    /// The `k` nearest allowed tracks (see [`indexer::vectors::VectorIndex::search_allowed`]).
     fn nearest(
         &self,
         ix: &DerivedIndexes,
         q: &[f32],
         k: usize,
         allowed: Option<&TrackSet>,
-    ) -> (Vec<(i64, f32)>, &'static str) {
-        match allowed {
-            None => (ix.vectors.search(q, k, None), "hnsw"),
-            Some(set) if set.len() <= self.limits.brute_force_max => {
-                (ix.vectors.search_among(q, k, set.iter()), "exact")
-            }
-            Some(set) => {
-                let share = set.len() as f64 / ix.vectors.len().max(1) as f64;
-                let ef = ((self.limits.ef_search as f64) / share.clamp(0.05, 1.0)) as usize;
-                let f = |t: i64| set.contains(t);
-                (ix.vectors.search_ef(q, k, ef, Some(&f)), "filtered_hnsw")
-            }
-        }
+    ) -> (Vec<(i64, f32)>, Plan) {
+        ix.vectors
+            .search_allowed(q, k, allowed, self.limits.brute_force_max)
     }
 
     /// "More like this".

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use indexer::catalog::ATTRIBUTE_COUNT;
 use indexer::derived::DerivedIndexes;
-use indexer::filter::{NumField, TrackSet};
+use indexer::filter::NumField;
 use indexer::text::Row;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,6 +31,9 @@ use crate::view::TrackView;
 pub const MAX_SIZE: usize = 500;
 /// Candidates considered after relevance ranking (bounds the ordering work).
 const POOL: usize = 2_000;
+/// Without seeds, a filter allowing more tracks than this is sampled down to about this
+/// many (reproducibly, by the request's seed) before ranking by targets.
+const SAMPLE: usize = 20_000;
 /// Tempo step (relative) a harmonic ordering accepts.
 const HARMONIC_TEMPO_STEP: f64 = 0.06;
 
@@ -177,8 +180,7 @@ fn candidates(
     filter: &indexer::filter::Filter,
     targets: &[(usize, f64)],
 ) -> ApiResult<Vec<Cand>> {
-    let rows = ix.text.rows(filter)?;
-    let seed_set: HashSet<i64> = req.seeds.iter().copied().collect();
+    let allowed = ix.text.matching(filter)?;
     let centroid = if req.seeds.is_empty() {
         None
     } else {
@@ -192,27 +194,32 @@ fn candidates(
         }
         Some(crate::engine::normalise(q)?)
     };
-    // With seeds and a big pool, the nearest allowed tracks are the relevant ones.
-    let near: Option<HashMap<i64, f32>> = match &centroid {
-        Some(q) if rows.len() > POOL => {
-            let allowed: TrackSet = rows.iter().map(|r| r.id).collect();
-            Some(
-                engine
-                    .nearest_in(ix, q, POOL, Some(&allowed))
-                    .into_iter()
-                    .collect(),
-            )
+    let seed_set: HashSet<i64> = req.seeds.iter().copied().collect();
+    // Read attributes only for a bounded pool: with seeds, the allowed tracks nearest to
+    // them; without, a seeded sample when the filter allows many.
+    let rows = match &centroid {
+        Some(q) if allowed.len() > POOL => {
+            let near = engine.nearest_in(ix, q, POOL + seed_set.len(), Some(&allowed));
+            ix.text.rows_of(near.into_iter().map(|n| n.0))?
         }
-        _ => None,
+        _ if allowed.len() > SAMPLE => {
+            let share = SAMPLE as f64 / allowed.len() as f64;
+            ix.text
+                .rows_of(allowed.iter().filter(|&id| jitter(req.seed, id) < share))?
+        }
+        _ => ix.text.rows_of(allowed.iter())?,
     };
     let scale = attribute_scales(&rows);
-    let mut seen_recordings = HashSet::new();
+    // Other deliveries of a seed's recording are the seed, not a suggestion.
+    let mut seen_recordings: HashSet<u64> = ix
+        .text
+        .cards(&req.seeds)?
+        .iter()
+        .map(|c| c.recording)
+        .collect();
     let mut out: Vec<Cand> = Vec::new();
     for row in rows {
         if seed_set.contains(&row.id) || !seen_recordings.insert(row.recording) {
-            continue;
-        }
-        if near.as_ref().is_some_and(|m| !m.contains_key(&row.id)) {
             continue;
         }
         let Some(vector) = ix.vectors.vector(row.id) else {

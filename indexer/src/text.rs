@@ -467,9 +467,12 @@ impl TextIndex {
         Ok(out)
     }
 
-    /// The compact rows of every track passing `filter` (playlist candidate pools).
-    pub fn rows(&self, filter: &Filter) -> Result<Vec<Row>> {
-        let q = self.query(None, filter)?;
+    /// The compact rows of the given tracks (absent ones skipped), sorted by id.
+    pub fn rows_of(&self, ids: impl Iterator<Item = i64>) -> Result<Vec<Row>> {
+        let terms: Vec<Term> = ids
+            .map(|id| Term::from_field_u64(self.fields.id, id as u64))
+            .collect();
+        let q = tantivy::query::TermSetQuery::new(terms);
         let mut rows = self.reader.searcher().search(&q, &RowCollector)?;
         rows.sort_unstable_by_key(|r| r.id);
         Ok(rows)

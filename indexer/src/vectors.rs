@@ -15,6 +15,20 @@ use std::path::{Path, PathBuf};
 use hnsw_rs::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::filter::TrackSet;
+
+/// How a search was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plan {
+    /// The graph, no filter.
+    Hnsw,
+    /// Every allowed track scored (narrow filters).
+    Exact,
+    /// The graph with the filter applied during the search.
+    FilteredHnsw,
+}
+
 /// HNSW construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HnswParams {
@@ -279,6 +293,32 @@ impl VectorIndex {
             .collect();
         out.truncate(k);
         out
+    }
+
+    /// The `k` nearest live tracks in `allowed` (all live tracks when `None`), planned so a
+    /// filter keeps its recall however narrow it is (DESIGN.md principle 4): an allowed set
+    /// of at most `brute_force_max` tracks is scored in full (exact); a wider one is
+    /// searched in the graph with the filter applied, the candidate list widened in
+    /// proportion to how much the filter removes.
+    pub fn search_allowed(
+        &self,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&TrackSet>,
+        brute_force_max: usize,
+    ) -> (Vec<(i64, f32)>, Plan) {
+        match allowed {
+            None => (self.search(query, k, None), Plan::Hnsw),
+            Some(set) if set.len() <= brute_force_max => {
+                (self.search_among(query, k, set.iter()), Plan::Exact)
+            }
+            Some(set) => {
+                let share = set.len() as f64 / self.len().max(1) as f64;
+                let ef = (self.params.ef_search as f64 / share.clamp(0.05, 1.0)) as usize;
+                let f = |t: i64| set.contains(t);
+                (self.search_ef(query, k, ef, Some(&f)), Plan::FilteredHnsw)
+            }
+        }
     }
 
     /// Exact nearest neighbours among the given tracks (dead or unknown ones skipped):

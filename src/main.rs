@@ -43,7 +43,7 @@ enum Command {
 
 /// Default log filter: warnings, except the decoders' own complaints about bad files,
 /// which Motif reports itself as typed errors.
-const QUIET_DECODERS: &str = "warn,symphonia=off,symphonia_core=off,symphonia_bundle_flac=off,symphonia_bundle_mp3=off,symphonia_codec_aac=off,symphonia_codec_alac=off,symphonia_codec_pcm=off,symphonia_codec_vorbis=off,symphonia_format_isomp4=off,symphonia_format_ogg=off,symphonia_format_riff=off,symphonia_metadata=off";
+const QUIET_DECODERS: &str = "warn,sqlx::query=error,symphonia=off,symphonia_core=off,symphonia_bundle_flac=off,symphonia_bundle_mp3=off,symphonia_codec_aac=off,symphonia_codec_alac=off,symphonia_codec_pcm=off,symphonia_codec_vorbis=off,symphonia_format_isomp4=off,symphonia_format_ogg=off,symphonia_format_riff=off,symphonia_metadata=off";
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

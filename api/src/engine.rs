@@ -28,9 +28,11 @@ const REFRESH_PAGE: i64 = 2_000;
 /// Tuning knobs of the engine.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// A filter that allows at most this many tracks is answered by scoring every allowed
-    /// track exactly; wider filters search the HNSW graph with the filter applied.
-    pub brute_force_max: usize,
+    /// A filter that allows at most this many tracks, or at most `exact_max_share` of
+    /// the catalogue, is answered by scoring every allowed track (an int8 scan, then an
+    /// exact rescoring); wider filters search the HNSW graph with the filter applied.
+    pub exact_max_tracks: usize,
+    pub exact_max_share: f64,
     /// HNSW candidate list size for unfiltered queries.
     pub ef_search: usize,
 }
@@ -38,7 +40,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            brute_force_max: 20_000,
+            exact_max_tracks: 20_000,
+            exact_max_share: 0.25,
             ef_search: HnswParams::default().ef_search,
         }
     }
@@ -292,8 +295,12 @@ impl Engine {
         k: usize,
         allowed: Option<&TrackSet>,
     ) -> (Vec<(i64, f32)>, Plan) {
-        ix.vectors
-            .search_allowed(q, k, allowed, self.limits.brute_force_max)
+        let n = ix.vectors.len() as f64;
+        let exact_max = self
+            .limits
+            .exact_max_tracks
+            .max((self.limits.exact_max_share * n) as usize);
+        ix.vectors.search_allowed(q, k, allowed, exact_max)
     }
 
     /// "More like this".

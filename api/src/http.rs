@@ -149,19 +149,15 @@ pub fn server(
         metrics: Metrics::default(),
         ingest_busy: Arc::new(tokio::sync::Mutex::new(())),
     });
-    // Freshness: follow the store's change log.
+    // Freshness: follow the store's change log. The vector index is saved at shutdown (a
+    // save of a large graph would stall queries); after a crash the server catches up from
+    // the last saved sequence, the store being the truth.
     let every = config.refresh_every;
     actix_web::rt::spawn(async move {
-        let mut last_save = Instant::now();
         loop {
             actix_web::rt::time::sleep(every).await;
             if let Err(e) = engine.refresh().await {
                 tracing::warn!("refresh: {e}");
-            }
-            if last_save.elapsed() > Duration::from_secs(600) {
-                last_save = Instant::now();
-                let e2 = engine.clone();
-                let _ = web::block(move || e2.persist()).await;
             }
         }
     });

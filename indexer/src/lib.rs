@@ -13,6 +13,7 @@ pub mod filter;
 pub mod manifest;
 pub mod pipeline;
 pub mod source;
+pub mod synthetic;
 pub mod text;
 pub mod vectors;
 

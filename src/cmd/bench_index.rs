@@ -18,10 +18,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use embeddings::attributes::{Mode, PitchClass};
-use embeddings::Attributes;
-use indexer::catalog::{AnalysisRow, Catalog, Change, TagScore, TrackMeta, TrackWrite};
+use indexer::catalog::{Catalog, Change, TrackWrite};
 use indexer::filter::TrackSet;
+use indexer::synthetic::{Rng, Synth};
 use indexer::text::TextIndex;
 use indexer::vectors::{HnswParams, VectorIndex};
 
@@ -66,139 +65,10 @@ pub struct Args {
     /// serving process holds (run it as its own process).
     #[arg(long)]
     pub load: bool,
-}
-
-/// xorshift64* with Box-Muller: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.unit().max(1e-12), self.unit());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// Generates track number `i` deterministically.
-struct Synth {
-    centres: Vec<Vec<f32>>,
-    dim: usize,
-}
-
-impl Synth {
-    fn embedding(&self, rng: &mut Rng) -> Vec<f32> {
-        let a = &self.centres[rng.below(self.centres.len())];
-        let b = &self.centres[rng.below(self.centres.len())];
-        let t = rng.unit() as f32 * 0.5;
-        let sigma = 0.25 / (self.dim as f32).sqrt();
-        let mut v: Vec<f32> = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (1.0 - t) * x + t * y + sigma * rng.normal())
-            .collect();
-        embeddings::embedding::l2_normalise(&mut v);
-        v
-    }
-
-    fn track(&self, i: usize) -> TrackWrite {
-        let mut rng =
-            Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
-        let embedding = self.embedding(&mut rng);
-        let features: Vec<f32> = (0..embeddings::features::FEATURE_DIM)
-            .map(|_| rng.normal())
-            .collect();
-        let tempo = 60.0 + rng.unit() as f32 * 120.0;
-        let key = PitchClass::ALL[rng.below(12)];
-        let mode = if rng.below(2) == 0 {
-            Mode::Major
-        } else {
-            Mode::Minor
-        };
-        let mut u = || rng.unit() as f32;
-        let attributes = Attributes {
-            tempo_bpm: tempo,
-            tempo_confidence: u(),
-            key,
-            mode,
-            key_strength: u(),
-            camelot: embeddings::tonal::camelot(key.index(), mode == Mode::Major),
-            loudness_lufs: -30.0 + 25.0 * u(),
-            loudness_range_lu: 20.0 * u(),
-            true_peak_dbtp: -3.0 * u(),
-            energy: u(),
-            danceability: u(),
-            brightness: u(),
-            percussiveness: u(),
-            acousticness: u(),
-            syncopation: u(),
-            harmonic_complexity: u(),
-            repetitiveness: u(),
-            dynamic_complexity: 10.0 * u(),
-            onset_rate: 8.0 * u(),
-        };
-        let moods = ["calm", "happy", "dark", "driving", "dreamy", "epic"];
-        let genres = [
-            "pop",
-            "rock",
-            "jazz",
-            "ambient",
-            "folk",
-            "electronic",
-            "hip-hop",
-        ];
-        let genre = genres[rng.below(genres.len())];
-        let meta = TrackMeta {
-            external_id: format!("bench-{i:08}"),
-            title: Some(format!("Synthetic song {i} in {}", key.name())),
-            artists: vec![format!("Artist {}", rng.below(50_000))],
-            album: Some(format!("Album {}", rng.below(100_000))),
-            genre: Some(genre.into()),
-            release_date: Some(format!("{}", 1960 + rng.below(66))),
-            release_year: Some(1960 + rng.below(66) as i32),
-            isrc: None,
-            source: format!("bench/{i}.ogg"),
-            tags: vec![
-                format!("genre:{genre}"),
-                format!("mood:{}", moods[rng.below(moods.len())]),
-            ],
-        };
-        // The analyser's own tag rules on these attributes: as many tags as real tracks get.
-        let tags = embeddings::tags::derive(&attributes)
-            .into_iter()
-            .map(|t| TagScore {
-                name: t.name,
-                score: t.score as f64,
-            })
-            .collect();
-        TrackWrite {
-            meta_hash: meta.fingerprint(),
-            meta,
-            content_hash: format!("{:016x}{:016x}", rng.next(), i),
-            analysis: Some(AnalysisRow {
-                analyzer_version: embeddings::ANALYZER_VERSION.into(),
-                duration_s: 120.0 + 200.0 * rng.unit(),
-                codec: "vorbis".into(),
-                sample_rate: 44_100,
-                channels: 2,
-                attributes,
-                tags,
-                features,
-                embedding,
-                embedding_space: "bench".into(),
-            }),
-        }
-    }
+    /// With `--load`: also measure recall (unfiltered and under filters) on the loaded
+    /// index.
+    #[arg(long)]
+    pub recall: bool,
 }
 
 const WRITE_BATCH: usize = 2_000;
@@ -234,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     if args.load {
         let t = Instant::now();
-        let vectors = VectorIndex::load(&args.dir.join("vectors"))?;
+        let mut vectors = VectorIndex::load(&args.dir.join("vectors"))?;
         let text = TextIndex::open_or_create(&args.dir.join("text"))?;
         let load_s = t.elapsed().as_secs_f64();
         // Touch the graph the way queries do.
@@ -254,6 +124,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.queries,
             proc_stats::peak_rss_mib()
         );
+        if args.recall {
+            recall(&mut vectors, &synth, args.queries);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let synth = Synth { centres, dim };
@@ -335,11 +208,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         proc_stats::peak_rss_mib()
     );
 
+    let mut vectors = vectors;
+    recall(&mut vectors, &synth, args.queries);
+    drop(text);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Recall@10 and latency of HNSW against exact search (the baseline), unfiltered at
+/// several `ef` and under filters.
+fn recall(vectors: &mut VectorIndex, synth: &Synth, n_queries: usize) {
     // Recall and latency against exact search.
     let mut rng = Rng(7);
-    let queries: Vec<Vec<f32>> = (0..args.queries)
-        .map(|_| synth.embedding(&mut rng))
-        .collect();
+    let queries: Vec<Vec<f32>> = (0..n_queries).map(|_| synth.embedding(&mut rng)).collect();
     let t = Instant::now();
     let truth: Vec<Vec<i64>> = queries
         .iter()
@@ -353,7 +233,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     let exact_ms = t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64;
     println!("  exact search (baseline): {exact_ms:.2} ms/query");
-    let mut vectors = vectors;
     for ef in [32usize, 64, 128, 256] {
         vectors.set_ef_search(ef);
         let t = Instant::now();
@@ -369,9 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             exact_ms / ms.max(1e-9)
         );
     }
-    filtered_recall(&mut vectors, &queries[..queries.len().min(100)]);
-    drop(text);
-    Ok(ExitCode::SUCCESS)
+    filtered_recall(vectors, &queries[..queries.len().min(100)]);
 }
 
 /// Recall@10 under filters keeping 50 %, 10 %, 1 % and 0.1 % of the catalogue (random
@@ -379,7 +256,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// exact scan of the allowed tracks (the baseline, timed in the same run).
 fn filtered_recall(vectors: &mut VectorIndex, queries: &[Vec<f32>]) {
     vectors.set_ef_search(HnswParams::default().ef_search);
-    let brute = api::engine::Limits::default().brute_force_max;
+    let limits = api::engine::Limits::default();
+    let brute = limits
+        .exact_max_tracks
+        .max((limits.exact_max_share * vectors.len() as f64) as usize);
     let recall =
         |got: &[(i64, f32)], want: &[i64]| got.iter().filter(|(i, _)| want.contains(i)).count();
     for share in [0.5, 0.1, 0.01, 0.001] {
@@ -416,7 +296,7 @@ fn filtered_recall(vectors: &mut VectorIndex, queries: &[Vec<f32>]) {
         let (r_hnsw, ms_hnsw, _) = run(0);
         println!(
             "  filter keeping {:>5.1} % ({} tracks): engine plan {:?} recall@10 {r_plan:.3} {ms_plan:.2} ms \
-             ({:.0}x faster than the exact scan, {exact_ms:.2} ms); filtered HNSW alone recall@10 {r_hnsw:.3} {ms_hnsw:.2} ms",
+             ({:.0}x faster than the exact scan, {exact_ms:.2} ms); filtered HNSW alone (exact when it cannot fill 10) recall@10 {r_hnsw:.3} {ms_hnsw:.2} ms",
             share * 100.0,
             allowed.len(),
             plan.unwrap_or(indexer::vectors::Plan::Exact),

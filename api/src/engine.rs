@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use indexer::derived::{DerivedIndexes, IndexLock};
@@ -21,6 +21,15 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::music;
 use crate::view::{Hit, TrackView};
+
+/// Filters whose allowed sets are kept (the cache is emptied when full or stale).
+const FILTER_CACHE: usize = 64;
+
+#[derive(Default)]
+struct FilterCache {
+    seq: i64,
+    sets: HashMap<String, Arc<TrackSet>>,
+}
 
 /// Changes applied per write-lock hold while refreshing (bounds how long queries wait).
 const REFRESH_PAGE: i64 = 2_000;
@@ -51,6 +60,8 @@ impl Default for Limits {
 pub struct Engine {
     pub catalog: Catalog,
     indexes: RwLock<DerivedIndexes>,
+    /// Allowed sets of recent filters, valid for the index sequence they were read at.
+    filters: Mutex<FilterCache>,
     data_dir: PathBuf,
     _lock: IndexLock,
     pub limits: Limits,
@@ -102,6 +113,7 @@ impl Engine {
         Ok(Engine {
             catalog,
             indexes: RwLock::new(indexes),
+            filters: Mutex::new(FilterCache::default()),
             data_dir: data_dir.to_path_buf(),
             _lock: lock,
             limits,
@@ -248,6 +260,40 @@ impl Engine {
         }
     }
 
+    /// The tracks `filter` allows (`None` for the empty filter: everything), cached per
+    /// index sequence so that a filter repeated across requests (a page's facets, a
+    /// station's rules) is evaluated once until the catalogue changes.
+    pub fn allowed(
+        &self,
+        ix: &DerivedIndexes,
+        filter: &Filter,
+    ) -> ApiResult<Option<Arc<TrackSet>>> {
+        if filter.is_empty() {
+            return Ok(None);
+        }
+        let key = format!("{filter:?}");
+        let seq = ix.applied_seq();
+        {
+            let mut c = self.filters.lock().unwrap_or_else(|e| e.into_inner());
+            if c.seq != seq {
+                c.sets.clear();
+                c.seq = seq;
+            }
+            if let Some(s) = c.sets.get(&key) {
+                return Ok(Some(s.clone()));
+            }
+        }
+        let set = Arc::new(ix.text.matching(filter)?);
+        let mut c = self.filters.lock().unwrap_or_else(|e| e.into_inner());
+        if c.seq == seq {
+            if c.sets.len() >= FILTER_CACHE {
+                c.sets.clear();
+            }
+            c.sets.insert(key, set.clone());
+        }
+        Ok(Some(set))
+    }
+
     /// The unit query vector of weighted seeds (404 for a seed not in the index).
     fn seed_vector(&self, ix: &DerivedIndexes, seeds: &[(i64, f32)]) -> ApiResult<Vec<f32>> {
         let mut q = vec![0f32; ix.vectors.dim()];
@@ -317,11 +363,7 @@ impl Engine {
                 "give seed tracks, a vector or an audio clip",
             ));
         };
-        let allowed = if sq.filter.is_empty() {
-            None
-        } else {
-            Some(ix.text.matching(&sq.filter)?)
-        };
+        let allowed = self.allowed(&ix, &sq.filter)?;
         let seed_ids: HashSet<i64> = sq.seeds.iter().map(|s| s.0).collect();
         let seed_cards = ix
             .text
@@ -330,7 +372,7 @@ impl Engine {
         let mut fetch = (want * 2 + seed_ids.len() + 10).max(20);
         let mut rounds = 0;
         loop {
-            let (cands, plan) = self.nearest(&ix, &q, fetch + 1, allowed.as_ref());
+            let (cands, plan) = self.nearest(&ix, &q, fetch + 1, allowed.as_deref());
             let exhausted = cands.len() <= fetch;
             let mut recordings: HashSet<u64> = seed_cards.iter().map(|c| c.recording).collect();
             let mut per_artist: HashMap<String, usize> = HashMap::new();
@@ -407,13 +449,9 @@ impl Engine {
     ) -> ApiResult<Vec<(i64, f32)>> {
         let ix = self.read();
         let q = self.seed_vector(&ix, seeds)?;
-        let allowed = if filter.is_empty() {
-            None
-        } else {
-            Some(ix.text.matching(filter)?)
-        };
+        let allowed = self.allowed(&ix, filter)?;
         let seed_ids: HashSet<i64> = seeds.iter().map(|s| s.0).collect();
-        let (c, _) = self.nearest(&ix, &q, k + seeds.len(), allowed.as_ref());
+        let (c, _) = self.nearest(&ix, &q, k + seeds.len(), allowed.as_deref());
         Ok(c.into_iter()
             .filter(|(id, _)| !seed_ids.contains(id))
             .take(k)
@@ -428,7 +466,7 @@ impl Engine {
         k: usize,
     ) -> ApiResult<Vec<(i64, f32)>> {
         let ix = self.read();
-        Ok(ix.text.search_page(Some(text), filter, k, 0)?.hits)
+        Ok(ix.text.top_hits(text, filter, k)?)
     }
 
     /// Cards of the given ids (absent ones skipped), in order.
@@ -448,7 +486,9 @@ impl Engine {
         self.check_tags(filter)?;
         let ix = self.read();
         let text = Some(text).filter(|t| !t.trim().is_empty());
-        let page = ix.text.search_page(text, filter, limit, offset)?;
+        let page = ix
+            .text
+            .search_page_with(text, filter, limit, offset, facets)?;
         let ids: Vec<i64> = page.hits.iter().map(|h| h.0).collect();
         let cards = ix.text.cards(&ids)?;
         let scores: HashMap<i64, f32> = page.hits.iter().copied().collect();
@@ -461,11 +501,7 @@ impl Engine {
                 explain: None,
             })
             .collect();
-        let facet_counts = if facets {
-            Some(group_facets(ix.text.tag_counts(text, filter)?, 10))
-        } else {
-            None
-        };
+        let facet_counts = page.tag_counts.clone().map(|c| group_facets(c, 10));
         let next = offset + limit;
         Ok(json!({
             "total": page.total,

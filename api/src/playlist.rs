@@ -29,8 +29,11 @@ use crate::view::TrackView;
 
 /// The largest playlist one request may ask for.
 pub const MAX_SIZE: usize = 500;
-/// Candidates considered after relevance ranking (bounds the ordering work).
-const POOL: usize = 2_000;
+/// Candidates considered after relevance ranking (bounds the ordering work): 20 per
+/// track asked for, between 400 and 2,000.
+const POOL_PER_TRACK: usize = 20;
+const POOL_MIN: usize = 400;
+const POOL_MAX: usize = 2_000;
 /// Without seeds, a filter allowing more tracks than this is sampled down to about this
 /// many (reproducibly, by the request's seed) before ranking by targets.
 const SAMPLE: usize = 20_000;
@@ -146,7 +149,13 @@ pub fn generate(engine: &Engine, req: PlaylistRequest) -> ApiResult<Value> {
     engine.check_tags(&filter)?;
 
     engine.with_indexes(|ix| {
-        let pool = candidates(engine, ix, &req, &filter, &targets)?;
+        let expected = match goal {
+        Goal::Size(n) => n,
+        // About four minutes a track.
+        Goal::Duration { target, .. } => (target / 240.0).ceil() as usize,
+    };
+    let pool_size = (expected * POOL_PER_TRACK).clamp(POOL_MIN, POOL_MAX);
+    let pool = candidates(engine, ix, &req, &filter, &targets, pool_size)?;
         let mut relaxed: Vec<Value> = Vec::new();
         let picked = pick(pool, goal, &req, &mut relaxed);
         let total: f64 = picked.iter().map(|c| c.row.duration_s as f64).sum();
@@ -172,15 +181,17 @@ pub fn generate(engine: &Engine, req: PlaylistRequest) -> ApiResult<Value> {
 }
 
 /// The tracks that pass the hard filters, ranked by relevance (seed similarity, target
-/// fit, seeded jitter), at most [`POOL`].
+/// fit, seeded jitter), at most `pool_size`.
 fn candidates(
     engine: &Engine,
     ix: &DerivedIndexes,
     req: &PlaylistRequest,
     filter: &indexer::filter::Filter,
     targets: &[(usize, f64)],
+    pool_size: usize,
 ) -> ApiResult<Vec<Cand>> {
-    let allowed = ix.text.matching(filter)?;
+    let allowed = engine.allowed(ix, filter)?;
+    let allowed_n = allowed.as_ref().map_or(ix.vectors.len(), |a| a.len());
     let centroid = if req.seeds.is_empty() {
         None
     } else {
@@ -197,18 +208,22 @@ fn candidates(
     let seed_set: HashSet<i64> = req.seeds.iter().copied().collect();
     // Read attributes only for a bounded pool: with seeds, the allowed tracks nearest to
     // them; without, a seeded sample when the filter allows many.
-    let rows = match &centroid {
-        Some(q) if allowed.len() > POOL => {
-            let near = engine.nearest_in(ix, q, POOL + seed_set.len(), Some(&allowed));
-            ix.text.rows_of(near.into_iter().map(|n| n.0))?
+    let ids: Vec<i64> = match &centroid {
+        Some(q) if allowed_n > pool_size => engine
+            .nearest_in(ix, q, pool_size + seed_set.len(), allowed.as_deref())
+            .into_iter()
+            .map(|n| n.0)
+            .collect(),
+        _ => {
+            let share = (SAMPLE as f64 / allowed_n.max(1) as f64).min(1.0);
+            let keep = |id: i64| share >= 1.0 || jitter(req.seed, id) < share;
+            match &allowed {
+                Some(set) => set.iter().filter(|&id| keep(id)).collect(),
+                None => ix.vectors.track_ids().filter(|&id| keep(id)).collect(),
+            }
         }
-        _ if allowed.len() > SAMPLE => {
-            let share = SAMPLE as f64 / allowed.len() as f64;
-            ix.text
-                .rows_of(allowed.iter().filter(|&id| jitter(req.seed, id) < share))?
-        }
-        _ => ix.text.rows_of(allowed.iter())?,
     };
+    let rows = ix.text.rows_of(ids.into_iter())?;
     let scale = attribute_scales(&rows);
     // Other deliveries of a seed's recording are the seed, not a suggestion.
     let mut seen_recordings: HashSet<u64> = ix
@@ -249,7 +264,7 @@ fn candidates(
             .total_cmp(&a.relevance)
             .then(a.row.id.cmp(&b.row.id))
     });
-    out.truncate(POOL);
+    out.truncate(pool_size);
     Ok(out)
 }
 
@@ -279,7 +294,7 @@ fn jitter(seed: u64, id: i64) -> f64 {
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum()
+    a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() as f64
 }
 
 /// Whether `c` may follow `list` given the artist rules.

@@ -14,7 +14,7 @@ TRACKS="${1:-1000000}"
 DIR="${2:-motif-load-data}"
 PORT="${MOTIF_LOAD_PORT:-7911}"
 DURATION="${MOTIF_LOAD_SECONDS:-20}"
-CONNS="${MOTIF_LOAD_CONNECTIONS:-16}"
+CONNS="${MOTIF_LOAD_CONNECTIONS:-2 16}"   # closed-loop connections: 2 = one per core (latency), 16 (throughput)
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 cargo build --release --quiet
 MOTIF=target/release/motif
@@ -33,12 +33,15 @@ echo "server RSS: $(ps -o rss= -p $SERVER | awk '{printf "%.0f MiB", $1/1024}')"
 export MOTIF_LOAD_DIR="$PWD/bench/load" MOTIF_TRACKS="$TRACKS"
 # Warm up (page in the indexes).
 wrk -t1 -c4 -d5s -s bench/load/similar.lua "http://127.0.0.1:$PORT" >/dev/null
-base_p99=""
-for name in baseline similar search hybrid playlist; do
-  line=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "bench/load/$name.lua" "http://127.0.0.1:$PORT" | grep '^RESULT' || true)
-  p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$line")
-  if [ "$name" = baseline ]; then base_p99="$p99"; fi
-  ratio=$(awk -v a="$p99" -v b="$base_p99" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }')
-  printf '%-9s %s p99_vs_baseline=%sx\n' "$name" "${line#RESULT }" "$ratio"
+for c in $CONNS; do
+  echo "-- $c connections, ${DURATION} s each"
+  base_p99=""
+  for name in baseline similar search hybrid playlist; do
+    line=$(wrk -t1 -c"$c" -d"${DURATION}s" --timeout 10s -s "bench/load/$name.lua" "http://127.0.0.1:$PORT" | grep '^RESULT' || true)
+    p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$line")
+    if [ "$name" = baseline ]; then base_p99="$p99"; fi
+    ratio=$(awk -v a="$p99" -v b="$base_p99" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }')
+    printf '%-9s %s p99_vs_baseline=%sx\n' "$name" "${line#RESULT }" "$ratio"
+  done
 done
 echo "server RSS after load: $(ps -o rss= -p $SERVER | awk '{printf "%.0f MiB", $1/1024}')"

@@ -392,11 +392,25 @@ impl TextIndex {
         limit: usize,
         offset: usize,
     ) -> Result<Page> {
+        self.search_page_with(text, filter, limit, offset, false)
+    }
+
+    /// [`search_page`](Self::search_page), with the matches' tag counts (facets) gathered
+    /// in the same pass over the matching documents when `facets` is set.
+    pub fn search_page_with(
+        &self,
+        text: Option<&str>,
+        filter: &Filter,
+        limit: usize,
+        offset: usize,
+        facets: bool,
+    ) -> Result<Page> {
         let q = self.query(text, filter)?;
         let searcher = self.reader.searcher();
         let has_text = text.is_some_and(|t| !t.trim().is_empty());
+        let tag_counter = facets.then_some(TagCounter);
         if !has_text {
-            let mut ids = searcher.search(&q, &IdCollector)?;
+            let (mut ids, counts) = searcher.search(&q, &(IdCollector, tag_counter))?;
             ids.sort_unstable();
             let total = ids.len() as u64;
             let hits = ids
@@ -405,15 +419,20 @@ impl TextIndex {
                 .take(limit)
                 .map(|id| (id, 1.0))
                 .collect();
-            return Ok(Page { hits, total });
+            return Ok(Page {
+                hits,
+                total,
+                tag_counts: counts.map(sorted_counts),
+            });
         }
-        let (top, total) = searcher.search(
+        let (top, total, counts) = searcher.search(
             &q,
             &(
                 TopDocs::with_limit(limit.max(1))
                     .and_offset(offset)
                     .order_by_score(),
                 Count,
+                tag_counter,
             ),
         )?;
         let mut hits = Vec::with_capacity(top.len());
@@ -429,16 +448,34 @@ impl TextIndex {
         Ok(Page {
             hits,
             total: total as u64,
+            tag_counts: counts.map(sorted_counts),
         })
+    }
+
+    /// The `k` best BM25 matches of `text` under `filter`, without counting all matches
+    /// (lets tantivy skip blocks that cannot make the top `k`).
+    pub fn top_hits(&self, text: &str, filter: &Filter, k: usize) -> Result<Vec<(i64, f32)>> {
+        let q = self.query(Some(text), filter)?;
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&q, &TopDocs::with_limit(k.max(1)).order_by_score())?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let col = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64("id")?;
+            if let Some(id) = col.first(addr.doc_id) {
+                hits.push((id as i64, score));
+            }
+        }
+        Ok(hits)
     }
 
     /// How many matching tracks carry each tag (facet counts), most frequent first.
     pub fn tag_counts(&self, text: Option<&str>, filter: &Filter) -> Result<Vec<(String, u64)>> {
         let q = self.query(text, filter)?;
         let counts = self.reader.searcher().search(&q, &TagCounter)?;
-        let mut v: Vec<(String, u64)> = counts.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        Ok(v)
+        Ok(sorted_counts(counts))
     }
 
     /// Whether any indexed track carries `tag`.
@@ -498,6 +535,14 @@ fn open_end(field: Field, kind: NumField, low: bool) -> Bound<Term> {
 pub struct Page {
     pub hits: Vec<(i64, f32)>,
     pub total: u64,
+    /// Tags of all matches with counts, most frequent first (when asked for).
+    pub tag_counts: Option<Vec<(String, u64)>>,
+}
+
+fn sorted_counts(counts: HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
 }
 
 /// A track as answers show it, read from its stored document.

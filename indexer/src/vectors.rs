@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::TrackSet;
 
+/// Above this many results, [`VectorIndex::search_allowed`] scans instead of walking the
+/// graph (hnsw_rs's cost grows steeply with the candidate list).
+const LONG_ANSWER: usize = 256;
+
 /// How a search was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -319,24 +323,27 @@ impl VectorIndex {
         exact_max: usize,
     ) -> (Vec<(i64, f32)>, Plan) {
         match allowed {
+            // A long answer (a playlist's candidate pool) is cheaper as a scan than as a
+            // graph walk with a candidate list that long.
+            _ if k > LONG_ANSWER => (self.scan(query, k, allowed), Plan::Exact),
             None => (self.search(query, k, None), Plan::Hnsw),
-            Some(set) if set.len() <= exact_max => (self.scan(query, k, set), Plan::Exact),
+            Some(set) if set.len() <= exact_max => (self.scan(query, k, Some(set)), Plan::Exact),
             Some(set) => {
                 let f = |t: i64| set.contains(t);
                 let ef = self.params.ef_search.max(2 * k);
                 let got = self.search_ef(query, k, ef, Some(&f));
                 if got.len() < k.min(set.len()) {
                     // The graph walk could not fill the answer: score every allowed track.
-                    return (self.scan(query, k, set), Plan::Exact);
+                    return (self.scan(query, k, Some(set)), Plan::Exact);
                 }
                 (got, Plan::FilteredHnsw)
             }
         }
     }
 
-    /// Exact `k` nearest among `allowed`: int8 scores for every allowed point, then the
-    /// best `4k` (at least 64) rescored from the f32 vectors.
-    pub fn scan(&self, query: &[f32], k: usize, allowed: &TrackSet) -> Vec<(i64, f32)> {
+    /// Exact `k` nearest among `allowed` (every live track when `None`): int8 scores for
+    /// every allowed point, then the best `4k` (at least 64) rescored from the f32 vectors.
+    pub fn scan(&self, query: &[f32], k: usize, allowed: Option<&TrackSet>) -> Vec<(i64, f32)> {
         if k == 0 || query.len() != self.dim || self.codes.len() != self.points.len() * self.dim {
             return Vec::new();
         }
@@ -355,16 +362,19 @@ impl VectorIndex {
             }
         };
         // A small set is looked up track by track; a large one is a pass over all points.
-        if allowed.len() * 16 < self.points.len() {
-            for t in allowed.iter() {
-                if let Some(&p) = self.live.get(&t) {
-                    consider(p);
+        match allowed {
+            Some(set) if set.len() * 16 < self.points.len() => {
+                for t in set.iter() {
+                    if let Some(&p) = self.live.get(&t) {
+                        consider(p);
+                    }
                 }
             }
-        } else {
-            for (p, &t) in self.points.iter().enumerate() {
-                if t >= 0 && allowed.contains(t) {
-                    consider(p);
+            _ => {
+                for (p, &t) in self.points.iter().enumerate() {
+                    if t >= 0 && allowed.is_none_or(|s| s.contains(t)) {
+                        consider(p);
+                    }
                 }
             }
         }

@@ -7,6 +7,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: hnsw_rs allocates one small `Arc` per graph
+/// link (32M of them at 1M tracks), which glibc pads to 48 bytes and mimalloc packs in
+/// 32-byte size classes; measured in docs/MEASUREMENTS.md (memory and build time).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Hands memory freed by a big one-off job (loading the HNSW dump builds every neighbour
+/// list twice) back to the system, so a long-running process does not keep it resident:
+/// 340 MB at 1M tracks.
+pub fn release_free_memory() {
+    // SAFETY: mi_collect only walks mimalloc's own free lists; it may be called at any
+    // time from any thread.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 #[derive(Parser)]
 #[command(name = "motif", version, about = "Music search and recommendation backend", long_about = None)]
 struct Cli {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of the query API on loopback with wrk (Debian package `wrk`).
 #
-#   bash bench/load/run.sh [TRACKS] [DIR]
+#   [MOTIF_LIKE=sqlite:///work/corpusdata/motif.db] bash bench/load/run.sh [TRACKS] [DIR]
 #
 # Builds (once) a synthetic catalogue of TRACKS tracks (default 1,000,000) in DIR (default
 # motif-load-data) with `motif bench-index` (SQLite store, HNSW, tantivy), serves it with
@@ -19,7 +19,10 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 cargo build --release --quiet
 MOTIF=target/release/motif
 if [ ! -f "$DIR/bench.db" ] || [ ! -d "$DIR/vectors" ]; then
-  "$MOTIF" bench-index --tracks "$TRACKS" --no-postgres --dir "$DIR" --ef-construction 100 --queries 50
+  # MOTIF_LIKE=DB shapes the embeddings on a real catalogue's (e.g. the dev corpus indexed
+  # with `motif index`); without it, on 500 random centres (a harder, less realistic set).
+  "$MOTIF" bench-index --tracks "$TRACKS" --no-postgres --dir "$DIR" --ef-construction 100 --queries 50 \
+    ${MOTIF_LIKE:+--like "$MOTIF_LIKE"}
 fi
 "$MOTIF" serve --database "sqlite://$DIR/bench.db" --data-dir "$DIR" --bind "127.0.0.1:$PORT" --workers 2 &
 SERVER=$!
@@ -29,7 +32,11 @@ for _ in $(seq 1 600); do
   sleep 1
 done
 echo "serving $(curl -s "http://127.0.0.1:$PORT/v1/health")"
-echo "server RSS: $(ps -o rss= -p $SERVER | awk '{printf "%.0f MiB", $1/1024}')"
+# Resident memory, split: anonymous (the process's own heap: graph, maps, caches) and
+# file-backed (index files mapped from disk, mostly tantivy's; page cache the kernel can
+# drop under pressure).
+rss() { awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s %.0f MiB  ", $1, $2 / 1024 }' "/proc/$SERVER/status"; }
+echo "server memory: $(rss)"
 export MOTIF_LOAD_DIR="$PWD/bench/load" MOTIF_TRACKS="$TRACKS"
 # Warm up (page in the indexes).
 wrk -t1 -c4 -d5s -s bench/load/similar.lua "http://127.0.0.1:$PORT" >/dev/null
@@ -44,4 +51,4 @@ for c in $CONNS; do
     printf '%-9s %s p99_vs_baseline=%sx\n' "$name" "${line#RESULT }" "$ratio"
   done
 done
-echo "server RSS after load: $(ps -o rss= -p $SERVER | awk '{printf "%.0f MiB", $1/1024}')"
+echo "server memory after load: $(rss)"

@@ -107,6 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut vectors = VectorIndex::load(&args.dir.join("vectors"))?;
         let text = TextIndex::open_or_create(&args.dir.join("text"))?;
         let load_s = t.elapsed().as_secs_f64();
+        crate::release_free_memory();
         // Touch the graph the way queries do.
         let mut rng = Rng(7);
         let synth = Synth { centres, dim };

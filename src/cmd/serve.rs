@@ -69,6 +69,7 @@ pub async fn open_engine(store: &StoreArgs) -> anyhow::Result<Arc<Engine>> {
     let engine = Engine::open(catalog, &store.data_dir, Limits::default())
         .await
         .context("opening the indexes")?;
+    crate::release_free_memory();
     Ok(Arc::new(engine))
 }
 

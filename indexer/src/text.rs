@@ -19,8 +19,8 @@ use tantivy::schema::{
     STORED, STRING, TEXT,
 };
 use tantivy::{
-    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument,
-    Term,
+    DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
+    TantivyDocument, Term,
 };
 
 use crate::catalog::{Change, ATTRIBUTE_COLUMNS, ATTRIBUTE_COUNT};
@@ -505,12 +505,36 @@ impl TextIndex {
     }
 
     /// The compact rows of the given tracks (absent ones skipped), sorted by id.
+    ///
+    /// Each id is looked up in the term dictionary on its own: for the thousand or so ids
+    /// of a playlist pool that is a few hundred microseconds, where a term-set query walks
+    /// the dictionary with an automaton (8 ms at 1M tracks, a fifth of a playlist).
     pub fn rows_of(&self, ids: impl Iterator<Item = i64>) -> Result<Vec<Row>> {
-        let terms: Vec<Term> = ids
-            .map(|id| Term::from_field_u64(self.fields.id, id as u64))
-            .collect();
-        let q = tantivy::query::TermSetQuery::new(terms);
-        let mut rows = self.reader.searcher().search(&q, &RowCollector)?;
+        let ids: Vec<i64> = ids.collect();
+        let searcher = self.reader.searcher();
+        let mut rows = Vec::with_capacity(ids.len());
+        for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+            let postings_of = seg.inverted_index(self.fields.id)?;
+            let alive = seg.alive_bitset();
+            let mut reader = RowCollector.for_segment(ord as u32, seg)?;
+            for &id in &ids {
+                let term = Term::from_field_u64(self.fields.id, id as u64);
+                let Some(mut postings) = postings_of
+                    .read_postings(&term, IndexRecordOption::Basic)
+                    .map_err(|e| TextError::Tantivy(e.into()))?
+                else {
+                    continue;
+                };
+                let mut doc = postings.doc();
+                while doc != tantivy::TERMINATED {
+                    if alive.is_none_or(|a| a.is_alive(doc)) {
+                        reader.collect(doc, 0.0);
+                    }
+                    doc = postings.advance();
+                }
+            }
+            rows.extend(reader.harvest());
+        }
         rows.sort_unstable_by_key(|r| r.id);
         Ok(rows)
     }

@@ -234,7 +234,7 @@ fn recall(vectors: &mut VectorIndex, synth: &Synth, n_queries: usize) {
         .collect();
     let exact_ms = t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64;
     println!("  exact search (baseline): {exact_ms:.2} ms/query");
-    for ef in [32usize, 64, 128, 256] {
+    for ef in [32usize, 64, 96, 128, 256] {
         vectors.set_ef_search(ef);
         let t = Instant::now();
         let mut hits = 0usize;

@@ -561,6 +561,26 @@ impl VectorIndex {
     }
 }
 
+/// The integer dot product of an int8 row with a query held as i16: products of two
+/// 16-bit values summed in pairs are one SSE2 instruction (`pmaddwd`), which the compiler
+/// finds in this shape on the baseline x86-64 target; a 32-bit query would need 32-bit
+/// multiplies, which SSE2 lacks.
+fn dot_i8(row: &[i8], q: &[i16]) -> i32 {
+    row.iter()
+        .zip(q)
+        .map(|(&a, &b)| i32::from(a) * i32::from(b))
+        .sum()
+}
+
+/// int8 code of one coordinate of a unit vector (|x| <= 1).
+fn quantise_one(x: f32) -> i8 {
+    (x * 127.0).round().clamp(-127.0, 127.0) as i8
+}
+
+fn quantise(v: &[f32]) -> impl Iterator<Item = i8> + '_ {
+    v.iter().map(|&x| quantise_one(x))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -664,24 +684,4 @@ mod tests {
             Err(VectorError::Params(_))
         ));
     }
-}
-
-/// The integer dot product of an int8 row with a query held as i16: products of two
-/// 16-bit values summed in pairs are one SSE2 instruction (`pmaddwd`), which the compiler
-/// finds in this shape on the baseline x86-64 target; a 32-bit query would need 32-bit
-/// multiplies, which SSE2 lacks.
-fn dot_i8(row: &[i8], q: &[i16]) -> i32 {
-    row.iter()
-        .zip(q)
-        .map(|(&a, &b)| i32::from(a) * i32::from(b))
-        .sum()
-}
-
-/// int8 code of one coordinate of a unit vector (|x| <= 1).
-fn quantise_one(x: f32) -> i8 {
-    (x * 127.0).round().clamp(-127.0, 127.0) as i8
-}
-
-fn quantise(v: &[f32]) -> impl Iterator<Item = i8> + '_ {
-    v.iter().map(|&x| quantise_one(x))
 }

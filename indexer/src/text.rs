@@ -506,9 +506,9 @@ impl TextIndex {
 
     /// The compact rows of the given tracks (absent ones skipped), sorted by id.
     ///
-    /// Each id is looked up in the term dictionary on its own: for the thousand or so ids
-    /// of a playlist pool that is a few hundred microseconds, where a term-set query walks
-    /// the dictionary with an automaton (8 ms at 1M tracks, a fifth of a playlist).
+    /// Each id is looked up in the term dictionary on its own. A term-set query instead
+    /// walks the dictionary with an automaton, which was a fifth of a 50-track playlist's
+    /// CPU at 1M tracks (p50 45 ms, 30 ms with the lookups; docs/MEASUREMENTS.md).
     pub fn rows_of(&self, ids: impl Iterator<Item = i64>) -> Result<Vec<Row>> {
         let ids: Vec<i64> = ids.collect();
         let searcher = self.reader.searcher();

@@ -46,8 +46,9 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     /// M = 16, ef_construction = 100, ef_search = 128: at 1M tracks on 2 cores this builds
-    /// in 5.4 min (8.6 with ef_construction = 200) for recall@10 0.980 at 1.0 ms a query;
-    /// measured with `motif bench-index` (docs/MEASUREMENTS.md).
+    /// in 4.6-6.0 min (8.6 with ef_construction = 200) for recall@10 0.973 at ~1 ms a
+    /// query on real-shaped embeddings; measured with `motif bench-index`
+    /// (docs/MEASUREMENTS.md).
     fn default() -> Self {
         HnswParams {
             m: 16,

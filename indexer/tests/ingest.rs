@@ -494,6 +494,123 @@ async fn bulk_batches_replace_tags(backend: &str) {
     }
 }
 
+/// Postgres writers overlap everything but the step that draws change numbers, so new
+/// tracks get their ids before they are inserted. Writers racing over the same new
+/// external ids (here: every batch written by two tasks at once, ten rounds) must still
+/// leave one track per id, its analysis and tags under that id, nothing orphaned, and
+/// change numbers that commit in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_writers_race_cleanly() {
+    use indexer::catalog::{AnalysisRow, TrackMeta, TrackWrite};
+    let mut s = Scratch::new("race");
+    let cat = s.catalog("postgres").await;
+    let Catalog::Postgres(pool) = &cat else {
+        unreachable!()
+    };
+    let a = embeddings::analyze(
+        &fixtures().join("audio/funk_e_minor_100.ogg"),
+        &embeddings::AnalysisConfig::default(),
+    )
+    .unwrap();
+    let row = AnalysisRow::from_analysis(a, None);
+    let per_track = row.tags.len() as i64;
+    assert!(per_track > 0);
+    let batch = |round: usize, writer: usize| -> Vec<TrackWrite> {
+        (0..40)
+            .map(|i| {
+                let meta = TrackMeta {
+                    external_id: format!("race-{round}-{i}"),
+                    title: Some(format!("Race {round} {i} by writer {writer}")),
+                    source: format!("race/{round}/{i}.ogg"),
+                    tags: vec![format!("tag:writer{writer}"), format!("round:r{round}")],
+                    ..TrackMeta::default()
+                };
+                TrackWrite {
+                    meta_hash: meta.fingerprint(),
+                    meta,
+                    content_hash: format!("hash-{round}-{i}"),
+                    analysis: Some(row.clone()),
+                }
+            })
+            .collect()
+    };
+    for round in 0..10 {
+        let (a, b) = (batch(round, 1), batch(round, 2));
+        let (ca, cb) = (cat.clone(), cat.clone());
+        let ta = tokio::spawn(async move { ca.write_batch(&a).await });
+        let tb = tokio::spawn(async move { cb.write_batch(&b).await });
+        let (wa, wb) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
+        assert_eq!(wa.len(), 40);
+        assert_eq!(wb.len(), 40);
+        // Both writers report the same track ids for the same external ids.
+        for (x, y) in wa.iter().zip(&wb) {
+            assert_eq!((x.id, &x.external_id), (y.id, &y.external_id));
+        }
+    }
+    let one = |q: &'static str| async move {
+        let n: i64 = sqlx::query_scalar(q).fetch_one(pool).await.unwrap();
+        n
+    };
+    assert_eq!(one("SELECT COUNT(*) FROM tracks").await, 400);
+    assert_eq!(
+        one("SELECT COUNT(DISTINCT external_id) FROM tracks").await,
+        400
+    );
+    assert_eq!(one("SELECT COUNT(*) FROM analyses").await, 400);
+    assert_eq!(
+        one("SELECT COUNT(*) FROM analyses a LEFT JOIN tracks t ON t.id = a.track_id WHERE t.id IS NULL").await,
+        0,
+        "no analysis under an id that lost the race"
+    );
+    assert_eq!(
+        one("SELECT COUNT(*) FROM track_tag_links l LEFT JOIN tracks t ON t.id = l.track_id WHERE t.id IS NULL").await,
+        0,
+        "no tag link under an id that lost the race"
+    );
+    // Each track: its analysis tags and the two catalogue tags of the last writer only.
+    assert_eq!(
+        one("SELECT COUNT(*) FROM track_tags").await,
+        400 * (per_track + 2)
+    );
+    assert_eq!(
+        one("SELECT COUNT(DISTINCT change_seq) FROM tracks").await,
+        400
+    );
+    let changes = cat.changes_since(0, 1000).await.unwrap();
+    assert_eq!(changes.len(), 400);
+    for c in &changes {
+        let writer = c
+            .title
+            .as_deref()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(
+            c.tags.contains(&format!("tag:writer{writer}")),
+            "{:?}",
+            c.tags
+        );
+        assert_eq!(
+            c.tags
+                .iter()
+                .filter(|t| t.starts_with("tag:writer"))
+                .count(),
+            1,
+            "{:?}",
+            c.tags
+        );
+        assert!(c.embedding.is_some());
+    }
+    // The track view reads analysis and catalogue tags through the `track_tags` view.
+    let detail = cat.track(changes[0].id).await.unwrap().unwrap();
+    let sources: std::collections::BTreeSet<&str> =
+        detail.tags.iter().map(|t| t.source.as_str()).collect();
+    assert_eq!(sources, ["analysis", "catalog"].into_iter().collect());
+    assert_eq!(detail.tags.len() as i64, per_track + 2);
+}
+
 macro_rules! both_backends {
     ($($name:ident),*) => {
         mod sqlite {

@@ -54,10 +54,7 @@ pub(super) async fn lock_runs(pool: &PgPool) -> Result<super::RunLock> {
 
 async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(WRITE_LOCK_KEY)
-        .execute(&mut *tx)
-        .await?;
+    lock_writes(&mut tx).await?;
     Ok(tx)
 }
 
@@ -74,7 +71,7 @@ pub(super) async fn states(pool: &PgPool, ids: &[String]) -> Result<Vec<TrackSta
 static UPSERT_ANALYSES: LazyLock<String> = LazyLock::new(|| {
     let attrs = ATTRIBUTE_COLUMNS.join(", ");
     let arrays: Vec<String> = (0..ATTRIBUTE_COLUMNS.len())
-        .map(|i| format!("${}::float8[]", i + 12))
+        .map(|i| format!("${}::float8[]", i + 14))
         .collect();
     let updates: Vec<String> = ATTRIBUTE_COLUMNS
         .iter()
@@ -82,16 +79,18 @@ static UPSERT_ANALYSES: LazyLock<String> = LazyLock::new(|| {
         .collect();
     format!(
         "INSERT INTO analyses (track_id, analyzer_version, features, embedding, embedding_space, \
-         sample_rate, channels, key, mode, camelot, analysed_at, {attrs}) \
-         SELECT u.track_id, u.v, u.f, u.e, u.s, u.sr, u.ch, u.k, u.m, u.c, $11, {cols} \
+         sample_rate, channels, key, mode, camelot, tag_ids, tag_scores, analysed_at, {attrs}) \
+         SELECT u.track_id, u.v, u.f, u.e, u.s, u.sr, u.ch, u.k, u.m, u.c, u.ti::bigint[], \
+         u.ts::float8[], $13, {cols} \
          FROM UNNEST($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::int[], \
-         $7::int[], $8::text[], $9::text[], $10::text[], {arrays}) \
-         AS u(track_id, v, f, e, s, sr, ch, k, m, c, {attrs}) \
+         $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], {arrays}) \
+         AS u(track_id, v, f, e, s, sr, ch, k, m, c, ti, ts, {attrs}) \
          ON CONFLICT (track_id) DO UPDATE SET analyzer_version = EXCLUDED.analyzer_version, \
          features = EXCLUDED.features, embedding = EXCLUDED.embedding, \
          embedding_space = EXCLUDED.embedding_space, sample_rate = EXCLUDED.sample_rate, \
          channels = EXCLUDED.channels, key = EXCLUDED.key, mode = EXCLUDED.mode, \
-         camelot = EXCLUDED.camelot, analysed_at = EXCLUDED.analysed_at, {updates}",
+         camelot = EXCLUDED.camelot, tag_ids = EXCLUDED.tag_ids, \
+         tag_scores = EXCLUDED.tag_scores, analysed_at = EXCLUDED.analysed_at, {updates}",
         cols = ATTRIBUTE_COLUMNS
             .iter()
             .map(|c| format!("u.{c}"))
@@ -102,8 +101,141 @@ static UPSERT_ANALYSES: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// When a batch takes the write lock.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Locking {
+    /// Just before the tracks upsert, which draws the change numbers, until the commit.
+    /// Tags, analyses and links are written before it, so two writers overlap their
+    /// work on two server processes and only the last step is taken in turn. Ids of new
+    /// tracks are drawn up front and checked against what the upsert returns.
+    Late,
+    /// First: nothing can race. The retry of a batch that lost a race for a new track.
+    Early,
+}
+
+/// Writes one batch in one transaction. Safe to call from several tasks at once: batches
+/// then overlap everything but their tracks upsert and commit (see [`Locking`]).
 pub(super) async fn write_batch(pool: &PgPool, batch: &[TrackWrite]) -> Result<Vec<WrittenTrack>> {
+    if let Some(written) = write_batch_locking(pool, batch, Locking::Late).await? {
+        return Ok(written);
+    }
+    // Another writer inserted one of these new tracks while this batch was writing its
+    // analyses under an id of its own: that transaction was rolled back; do it again
+    // holding the lock throughout.
+    write_batch_locking(pool, batch, Locking::Early)
+        .await?
+        .ok_or_else(|| {
+            super::CatalogError::Corrupt(
+                "a track id changed while the write lock was held".to_string(),
+            )
+        })
+}
+
+/// One attempt; `None` when the tracks upsert found a track inserted meanwhile by
+/// another writer under a different id (the transaction is rolled back).
+async fn write_batch_locking(
+    pool: &PgPool,
+    batch: &[TrackWrite],
+    locking: Locking,
+) -> Result<Option<Vec<WrittenTrack>>> {
     let now = rows::now_ms();
+    let mut tx = pool.begin().await?;
+    if locking == Locking::Early {
+        lock_writes(&mut tx).await?;
+    }
+
+    // Tag ids for every tag of the batch (new names inserted; sorted, so that two writers
+    // adding the same new names wait for each other instead of deadlocking).
+    let mut names: Vec<&str> = batch
+        .iter()
+        .flat_map(|w| {
+            let analysis = w.analysis.iter().flat_map(|a| a.tags.iter());
+            w.meta
+                .tags
+                .iter()
+                .map(String::as_str)
+                .chain(analysis.map(|t| t.name.as_str()))
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let tag_id: HashMap<String, i64> = if names.is_empty() {
+        HashMap::new()
+    } else {
+        let facets: Vec<&str> = names.iter().map(|n| rows::facet_of(n)).collect();
+        sqlx::query(
+            "INSERT INTO tags (name, facet) SELECT * FROM UNNEST($1::text[], $2::text[]) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&names)
+        .bind(&facets)
+        .execute(&mut *tx)
+        .await?;
+        let found: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM tags WHERE name = ANY($1)")
+                .bind(&names)
+                .fetch_all(&mut *tx)
+                .await?;
+        found.into_iter().map(|(i, n)| (n, i)).collect()
+    };
+
+    // Track ids: the stored one, or a new one drawn from the table's own sequence.
+    let ext: Vec<&str> = batch.iter().map(|w| w.meta.external_id.as_str()).collect();
+    let ids: Vec<(i64, bool)> = sqlx::query_as(
+        "SELECT COALESCE(t.id, nextval('tracks_id_seq')), t.id IS NULL \
+         FROM UNNEST($1::text[]) WITH ORDINALITY AS u(ext, ord) \
+         LEFT JOIN tracks t ON t.external_id = u.ext ORDER BY u.ord",
+    )
+    .bind(&ext)
+    .fetch_all(&mut *tx)
+    .await?;
+    if ids.len() != batch.len() {
+        return Err(super::CatalogError::Corrupt(format!(
+            "{} ids for {} tracks",
+            ids.len(),
+            batch.len()
+        )));
+    }
+
+    write_analyses(&mut tx, batch, &ids, &tag_id, now).await?;
+    write_catalog_links(&mut tx, batch, &ids, &tag_id).await?;
+
+    // Last, the tracks themselves, drawing change numbers in commit order.
+    if locking == Locking::Late {
+        lock_writes(&mut tx).await?;
+    }
+    let written = upsert_tracks(&mut tx, batch, &ids, now).await?;
+    let raced =
+        written.len() != ids.len() || written.iter().zip(&ids).any(|(w, (id, _))| w.id != *id);
+    if raced {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    tx.commit().await?;
+    Ok(Some(written))
+}
+
+fn id_of_tag(tag_id: &HashMap<String, i64>, name: &str) -> Result<i64> {
+    tag_id.get(name).copied().ok_or_else(|| {
+        super::CatalogError::Corrupt(format!("tag {name:?} has no id after its insert"))
+    })
+}
+
+async fn lock_writes(tx: &mut Transaction<'static, Postgres>) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(WRITE_LOCK_KEY)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The tracks upsert, under the ids resolved for the batch; returns rows in batch order.
+async fn upsert_tracks(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &[TrackWrite],
+    ids: &[(i64, bool)],
+    now: i64,
+) -> Result<Vec<WrittenTrack>> {
     let n = batch.len();
     let mut ext = Vec::with_capacity(n);
     let mut title = Vec::with_capacity(n);
@@ -120,29 +252,27 @@ pub(super) async fn write_batch(pool: &PgPool, batch: &[TrackWrite]) -> Result<V
     let mut meta_hash = Vec::with_capacity(n);
     for w in batch {
         let m = &w.meta;
-        ext.push(m.external_id.clone());
-        title.push(m.title.clone());
+        ext.push(m.external_id.as_str());
+        title.push(m.title.as_deref());
         artists.push(serde_json::to_string(&m.artists).unwrap_or_else(|_| "[]".into()));
-        album.push(m.album.clone());
-        genre.push(m.genre.clone());
-        date.push(m.release_date.clone());
+        album.push(m.album.as_deref());
+        genre.push(m.genre.as_deref());
+        date.push(m.release_date.as_deref());
         year.push(m.release_year);
-        isrc.push(m.isrc.clone());
+        isrc.push(m.isrc.as_deref());
         duration.push(w.analysis.as_ref().map(|a| a.duration_s));
-        source.push(m.source.clone());
-        hash.push(w.content_hash.clone());
-        codec.push(w.analysis.as_ref().map(|a| a.codec.clone()));
-        meta_hash.push(w.meta_hash.clone());
+        source.push(m.source.as_str());
+        hash.push(w.content_hash.as_str());
+        codec.push(w.analysis.as_ref().map(|a| a.codec.as_str()));
+        meta_hash.push(w.meta_hash.as_str());
     }
-
-    let mut tx = begin_write(pool).await?;
     let written: Vec<WrittenTrack> = sqlx::query_as(
-        "INSERT INTO tracks (external_id, title, artists, album, genre, release_date, release_year, \
-         isrc, duration_s, source, content_hash, codec, meta_hash, status, change_seq, created_at, \
-         updated_at) \
-         SELECT u.*, 'active', nextval('motif_change_seq'), $14, $14 FROM UNNEST($1::text[], \
-         $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], \
-         $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[]) AS u \
+        "INSERT INTO tracks (id, external_id, title, artists, album, genre, release_date, \
+         release_year, isrc, duration_s, source, content_hash, codec, meta_hash, status, \
+         change_seq, created_at, updated_at) \
+         SELECT u.*, 'active', nextval('motif_change_seq'), $15, $15 FROM UNNEST($1::bigint[], \
+         $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], \
+         $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[]) AS u \
          ON CONFLICT (external_id) DO UPDATE SET title = EXCLUDED.title, \
          artists = EXCLUDED.artists, album = EXCLUDED.album, genre = EXCLUDED.genre, \
          release_date = EXCLUDED.release_date, release_year = EXCLUDED.release_year, \
@@ -152,6 +282,7 @@ pub(super) async fn write_batch(pool: &PgPool, batch: &[TrackWrite]) -> Result<V
          status = 'active', change_seq = EXCLUDED.change_seq, updated_at = EXCLUDED.updated_at \
          RETURNING id, external_id, change_seq, (xmax = 0) AS inserted",
     )
+    .bind(ids.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
     .bind(&ext)
     .bind(&title)
     .bind(&artists)
@@ -166,175 +297,175 @@ pub(super) async fn write_batch(pool: &PgPool, batch: &[TrackWrite]) -> Result<V
     .bind(&codec)
     .bind(&meta_hash)
     .bind(now)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
-    let id_of: HashMap<&str, i64> = written
-        .iter()
-        .map(|w| (w.external_id.as_str(), w.id))
+    // RETURNING follows the input order for a single INSERT ... SELECT; match by id
+    // anyway rather than rely on it.
+    let mut by_ext: HashMap<String, WrittenTrack> = written
+        .into_iter()
+        .map(|w| (w.external_id.clone(), w))
         .collect();
+    Ok(batch
+        .iter()
+        .filter_map(|w| by_ext.remove(&w.meta.external_id))
+        .collect())
+}
 
-    // Analyses.
+/// The analyses of the batch's analysed tracks, each with its own tags as two arrays.
+async fn write_analyses(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &[TrackWrite],
+    ids: &[(i64, bool)],
+    tag_id: &HashMap<String, i64>,
+    now: i64,
+) -> Result<()> {
     let analysed: Vec<(i64, &rows::AnalysisRow)> = batch
         .iter()
-        .filter_map(|w| {
-            let a = w.analysis.as_ref()?;
-            Some((*id_of.get(w.meta.external_id.as_str())?, a))
-        })
+        .zip(ids)
+        .filter_map(|(w, (id, _))| Some((*id, w.analysis.as_ref()?)))
         .collect();
-    if !analysed.is_empty() {
-        let mut q = sqlx::query(AssertSqlSafe(UPSERT_ANALYSES.as_str()))
-            .bind(analysed.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
-            .bind(
-                analysed
-                    .iter()
-                    .map(|(_, a)| a.analyzer_version.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                analysed
-                    .iter()
-                    .map(|(_, a)| rows::f32s_to_bytes(&a.features))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                analysed
-                    .iter()
-                    .map(|(_, a)| rows::f32s_to_bytes(&a.embedding))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                analysed
-                    .iter()
-                    .map(|(_, a)| a.embedding_space.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                analysed
-                    .iter()
-                    .map(|(_, a)| a.sample_rate)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(analysed.iter().map(|(_, a)| a.channels).collect::<Vec<_>>())
-            .bind(
-                analysed
-                    .iter()
-                    .map(|(_, a)| a.attributes.key.name().to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                analysed
-                    .iter()
-                    .map(|(_, a)| a.attributes.mode.name().to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                analysed
-                    .iter()
-                    .map(|(_, a)| a.attributes.camelot.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(now);
-        let values: Vec<[f64; ATTRIBUTE_COUNT]> = analysed
-            .iter()
-            .map(|(_, a)| rows::attribute_values(&a.attributes))
-            .collect();
-        for col in 0..ATTRIBUTE_COLUMNS.len() {
-            q = q.bind(values.iter().map(|v| v[col]).collect::<Vec<f64>>());
-        }
-        q.execute(&mut *tx).await?;
+    if analysed.is_empty() {
+        return Ok(());
     }
-
-    // Tags: catalogue tags are replaced on every write, analysis tags when re-analysed
-    // (a freshly inserted track has none to replace).
-    let updated: std::collections::HashSet<i64> = written
-        .iter()
-        .filter(|w| !w.inserted)
-        .map(|w| w.id)
-        .collect();
-    let all_ids: Vec<i64> = updated.iter().copied().collect();
-    if !all_ids.is_empty() {
-        sqlx::query("DELETE FROM track_tags WHERE track_id = ANY($1) AND source = 'catalog'")
-            .bind(&all_ids)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let analysed_ids: Vec<i64> = analysed
-        .iter()
-        .map(|(id, _)| *id)
-        .filter(|id| updated.contains(id))
-        .collect();
-    if !analysed_ids.is_empty() {
-        sqlx::query("DELETE FROM track_tags WHERE track_id = ANY($1) AND source = 'analysis'")
-            .bind(&analysed_ids)
-            .execute(&mut *tx)
-            .await?;
-    }
-    // (track, tag, source) -> score, deduplicated per key.
-    let mut links: Vec<(i64, &str, &'static str, f64)> = Vec::new();
-    for w in batch {
-        let Some(&id) = id_of.get(w.meta.external_id.as_str()) else {
-            continue;
-        };
-        for t in &w.meta.tags {
-            links.push((id, t.as_str(), "catalog", 1.0));
-        }
-        if let Some(a) = &w.analysis {
-            for t in &a.tags {
-                links.push((id, t.name.as_str(), "analysis", t.score));
+    // Array literals, one per row (UNNEST cannot take an array of ragged arrays).
+    let mut tag_lists = Vec::with_capacity(analysed.len());
+    let mut score_lists = Vec::with_capacity(analysed.len());
+    for (_, a) in &analysed {
+        use std::fmt::Write;
+        let mut seen = std::collections::HashSet::new();
+        let (mut ti, mut ts) = (String::from("{"), String::from("{"));
+        for t in &a.tags {
+            if !seen.insert(t.name.as_str()) {
+                continue;
             }
+            let sep = if seen.len() > 1 { "," } else { "" };
+            let _ = write!(ti, "{sep}{}", id_of_tag(tag_id, &t.name)?);
+            let _ = write!(ts, "{sep}{}", t.score);
         }
+        ti.push('}');
+        ts.push('}');
+        tag_lists.push(ti);
+        score_lists.push(ts);
     }
-    links.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-    links.dedup_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2));
-    if !links.is_empty() {
-        let mut names: Vec<&str> = links.iter().map(|l| l.1).collect();
-        names.sort_unstable();
-        names.dedup();
-        let facets: Vec<&str> = names.iter().map(|n| rows::facet_of(n)).collect();
-        sqlx::query(
-            "INSERT INTO tags (name, facet) SELECT * FROM UNNEST($1::text[], $2::text[]) \
-             ON CONFLICT (name) DO NOTHING",
+    let mut q = sqlx::query(AssertSqlSafe(UPSERT_ANALYSES.as_str()))
+        .bind(analysed.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
+        .bind(
+            analysed
+                .iter()
+                .map(|(_, a)| a.analyzer_version.as_str())
+                .collect::<Vec<_>>(),
         )
-        .bind(&names)
-        .bind(&facets)
-        .execute(&mut *tx)
-        .await?;
-        let tag_ids: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, name FROM tags WHERE name = ANY($1)")
-                .bind(&names)
-                .fetch_all(&mut *tx)
-                .await?;
-        let tag_id: HashMap<String, i64> = tag_ids.into_iter().map(|(i, n)| (n, i)).collect();
-        // Old links of updated tracks were deleted above, so every row is new: COPY is the
-        // cheapest way in for a big batch (~3x faster than INSERT ... UNNEST here), but a
-        // COPY round trip costs ~40 ms on its own, so small batches use the INSERT.
-        if links.len() >= COPY_MIN_ROWS {
-            let mut text = String::with_capacity(links.len() * 32);
-            for (track, tag, src, score) in &links {
-                use std::fmt::Write;
-                let _ = writeln!(text, "{track}\t{}\t{score}\t{src}", tag_id[*tag]);
-            }
-            let mut copy = tx
-                .copy_in_raw("COPY track_tags (track_id, tag_id, score, source) FROM STDIN")
-                .await?;
-            copy.send(text.into_bytes()).await?;
-            copy.finish().await?;
-        } else {
-            sqlx::query(
-                "INSERT INTO track_tags (track_id, tag_id, score, source) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::float8[], $4::text[]) \
-                 ON CONFLICT (track_id, tag_id, source) DO UPDATE SET score = EXCLUDED.score",
-            )
-            .bind(links.iter().map(|l| l.0).collect::<Vec<i64>>())
-            .bind(links.iter().map(|l| tag_id[l.1]).collect::<Vec<i64>>())
-            .bind(links.iter().map(|l| l.3).collect::<Vec<f64>>())
-            .bind(links.iter().map(|l| l.2).collect::<Vec<&str>>())
-            .execute(&mut *tx)
+        .bind(
+            analysed
+                .iter()
+                .map(|(_, a)| rows::f32s_to_bytes(&a.features))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            analysed
+                .iter()
+                .map(|(_, a)| rows::f32s_to_bytes(&a.embedding))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            analysed
+                .iter()
+                .map(|(_, a)| a.embedding_space.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            analysed
+                .iter()
+                .map(|(_, a)| a.sample_rate)
+                .collect::<Vec<_>>(),
+        )
+        .bind(analysed.iter().map(|(_, a)| a.channels).collect::<Vec<_>>())
+        .bind(
+            analysed
+                .iter()
+                .map(|(_, a)| a.attributes.key.name())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            analysed
+                .iter()
+                .map(|(_, a)| a.attributes.mode.name())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            analysed
+                .iter()
+                .map(|(_, a)| a.attributes.camelot.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(&tag_lists)
+        .bind(&score_lists)
+        .bind(now);
+    let values: Vec<[f64; ATTRIBUTE_COUNT]> = analysed
+        .iter()
+        .map(|(_, a)| rows::attribute_values(&a.attributes))
+        .collect();
+    for col in 0..ATTRIBUTE_COLUMNS.len() {
+        q = q.bind(values.iter().map(|v| v[col]).collect::<Vec<f64>>());
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Catalogue tags: replaced on every write of a track (a new track has none to replace).
+async fn write_catalog_links(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &[TrackWrite],
+    ids: &[(i64, bool)],
+    tag_id: &HashMap<String, i64>,
+) -> Result<()> {
+    let stored: Vec<i64> = ids
+        .iter()
+        .filter(|(_, new)| !new)
+        .map(|(id, _)| *id)
+        .collect();
+    if !stored.is_empty() {
+        sqlx::query("DELETE FROM track_tag_links WHERE track_id = ANY($1) AND source = 'catalog'")
+            .bind(&stored)
+            .execute(&mut **tx)
             .await?;
+    }
+    let mut links: Vec<(i64, i64)> = Vec::new();
+    for (w, (id, _)) in batch.iter().zip(ids) {
+        for t in &w.meta.tags {
+            links.push((*id, id_of_tag(tag_id, t)?));
         }
     }
-    tx.commit().await?;
-    Ok(written)
+    links.sort_unstable();
+    links.dedup();
+    if links.is_empty() {
+        return Ok(());
+    }
+    // Every row is new (old ones were deleted above), so COPY is the cheapest way in for
+    // a big batch; a COPY costs a round trip more than an INSERT, so small ones INSERT.
+    if links.len() >= COPY_MIN_ROWS {
+        let mut text = String::with_capacity(links.len() * 24);
+        for (track, tag) in &links {
+            use std::fmt::Write;
+            let _ = writeln!(text, "{track}\t{tag}\t1\tcatalog");
+        }
+        let mut copy = tx
+            .copy_in_raw("COPY track_tag_links (track_id, tag_id, score, source) FROM STDIN")
+            .await?;
+        copy.send(text.into_bytes()).await?;
+        copy.finish().await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO track_tag_links (track_id, tag_id, score, source) \
+             SELECT u.t, u.g, 1, 'catalog' FROM UNNEST($1::bigint[], $2::bigint[]) AS u(t, g) \
+             ON CONFLICT (track_id, tag_id, source) DO NOTHING",
+        )
+        .bind(links.iter().map(|l| l.0).collect::<Vec<i64>>())
+        .bind(links.iter().map(|l| l.1).collect::<Vec<i64>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn take_down(pool: &PgPool, ids: &[String]) -> Result<Vec<String>> {

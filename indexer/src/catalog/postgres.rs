@@ -1,5 +1,6 @@
 //! The Postgres backend: bulk writes as `UNNEST` arrays, a handful of statements per
-//! batch whatever its size, and advisory locks that order writers.
+//! batch whatever its size, and advisory locks that order writers. Since migration 0002
+//! an analysis's tags are arrays on its row and `track_tags` is a view (see there).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;

@@ -425,7 +425,8 @@ async fn rebuild_compacts_and_matches(backend: &str) {
     assert_indexes_match_store(&cat, &s).await;
 }
 
-/// A batch large enough for the bulk paths (COPY on Postgres), written, then rewritten
+/// A batch large enough for the bulk paths (COPY on Postgres, several multi-row
+/// statements on SQLite), written, then rewritten
 /// with other catalogue tags: links are replaced, never duplicated.
 async fn bulk_batches_replace_tags(backend: &str) {
     use indexer::catalog::{AnalysisRow, TrackMeta, TrackWrite};
@@ -438,8 +439,10 @@ async fn bulk_batches_replace_tags(backend: &str) {
     .unwrap();
     let row = AnalysisRow::from_analysis(a, None);
     let per_track = row.tags.len();
+    // More than one multi-row statement's worth on SQLite (500 rows each).
+    const N: usize = 1_100;
     let batch = |mood: &str| -> Vec<TrackWrite> {
-        (0..300)
+        (0..N)
             .map(|i| {
                 let meta = TrackMeta {
                     external_id: format!("bulk-{i}"),
@@ -468,14 +471,20 @@ async fn bulk_batches_replace_tags(backend: &str) {
         n
     };
     let w = cat.write_batch(&batch("calm")).await.unwrap();
-    assert_eq!(w.len(), 300);
-    assert_eq!(count(cat.clone()).await, 300 * (per_track as i64 + 2));
+    assert_eq!(w.len(), N);
+    assert_eq!(count(cat.clone()).await, N as i64 * (per_track as i64 + 2));
     cat.write_batch(&batch("dark")).await.unwrap();
-    assert_eq!(count(cat.clone()).await, 300 * (per_track as i64 + 2));
-    let changes = cat.changes_since(0, 1000).await.unwrap();
-    assert_eq!(changes.len(), 300);
+    assert_eq!(count(cat.clone()).await, N as i64 * (per_track as i64 + 2));
+    let changes = cat.changes_since(0, 10_000).await.unwrap();
+    assert_eq!(changes.len(), N);
+    // One change number per track, consecutive: SQLite stamps them across several
+    // multi-row statements per batch.
+    let seqs: Vec<i64> = changes.iter().map(|c| c.seq).collect();
+    assert!(seqs.windows(2).all(|p| p[1] == p[0] + 1), "{seqs:?}");
+    let ids: std::collections::HashSet<i64> = changes.iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), N);
     let stored = cat.all_features().await.unwrap();
-    assert_eq!(stored.len(), 300);
+    assert_eq!(stored.len(), N);
     assert!(
         stored.iter().all(|(_, f)| *f == row.features),
         "vectors round-trip"

@@ -288,12 +288,23 @@ async fn run_locked(
             counts.new += 1;
         }
     };
+    // Metadata-only writes need no analysis, so the store is their only limit: several
+    // batches go at once where the store overlaps them (Postgres; external ids are unique
+    // here, so their order does not matter).
+    let mut in_flight = tokio::task::JoinSet::new();
     for chunk in writes.chunks(opts.batch_size.max(1)) {
-        catalog.write_batch(chunk).await?;
-        for w in chunk {
-            tally(&w.meta.external_id, &mut counts);
-            succeeded.push(w.meta.external_id.clone());
+        while in_flight.len() >= catalog.write_concurrency() {
+            join_write(&mut in_flight).await?;
         }
+        let (cat, chunk) = (catalog.clone(), chunk.to_vec());
+        in_flight.spawn(async move { cat.write_batch(&chunk).await.map(|_| ()) });
+    }
+    while !in_flight.is_empty() {
+        join_write(&mut in_flight).await?;
+    }
+    for w in &writes {
+        tally(&w.meta.external_id, &mut counts);
+        succeeded.push(w.meta.external_id.clone());
     }
 
     // Analyse in parallel; results stream through a bounded channel into batched writes.
@@ -424,6 +435,16 @@ async fn run_locked(
         index,
         counts,
     })
+}
+
+/// Waits for one of the batches written at once; its error, or a panic in it, ends the run.
+async fn join_write(
+    in_flight: &mut tokio::task::JoinSet<std::result::Result<(), crate::catalog::CatalogError>>,
+) -> Result<()> {
+    match in_flight.join_next().await {
+        Some(done) => Ok(done.map_err(|e| PipelineError::Workers(e.to_string()))??),
+        None => Ok(()),
+    }
 }
 
 /// Decides what an upsert needs: checks the path stays inside the root, hashes the file

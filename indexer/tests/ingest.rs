@@ -425,6 +425,58 @@ async fn rebuild_compacts_and_matches(backend: &str) {
     assert_indexes_match_store(&cat, &s).await;
 }
 
+/// A metadata-only delivery in several batches: on Postgres they are written at once
+/// (`Catalog::write_concurrency`), on SQLite in turn; either way every track takes its new
+/// metadata, nothing is analysed, and both indexes follow.
+async fn metadata_updates_in_several_batches(backend: &str) {
+    let mut s = Scratch::new("metabatches");
+    let cat = s.catalog(backend).await;
+    let r = index(&cat, &s, &s.music(), &opts()).await;
+    assert_eq!(r.counts.new, 4);
+    let files = [
+        "pop_a_major_120.ogg",
+        "funk_e_minor_100.ogg",
+        "rock_d_major_140.mp3",
+        "ballad_eflat_major_76.opus",
+    ];
+    let lines: Vec<String> = files
+        .iter()
+        .map(|f| {
+            format!(
+                r#"{{"external_id": "file:{f}", "path": "{f}", "title": "Retitled {f}", "tags": ["mood:retagged"]}}"#
+            )
+        })
+        .collect();
+    let m = s.write("meta.jsonl", &lines.join("\n"));
+    let one_per_batch = Options {
+        batch_size: 1,
+        ..opts()
+    };
+    let r = index(&cat, &s, &m, &one_per_batch).await;
+    assert_eq!(
+        (r.counts.analysed, r.counts.updated, r.counts.failed),
+        (0, 4, 0)
+    );
+    let changes = cat.changes_since(0, 100).await.unwrap();
+    assert_eq!(changes.len(), 4);
+    for c in &changes {
+        assert!(
+            c.title.as_deref().unwrap().starts_with("Retitled "),
+            "{c:?}"
+        );
+        assert!(c.tags.contains(&"mood:retagged".to_string()));
+        assert!(c.embedding.is_some(), "the analysis is kept");
+    }
+    assert_indexes_match_store(&cat, &s).await;
+    let idx = DerivedIndexes::open(
+        &s.data(),
+        embeddings::features::FEATURE_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    assert_eq!(idx.text.search("retitled", 10).unwrap().len(), 4);
+}
+
 /// A batch large enough for the bulk paths (COPY on Postgres, several multi-row
 /// statements on SQLite), written, then rewritten
 /// with other catalogue tags: links are replaced, never duplicated.
@@ -639,5 +691,6 @@ both_backends!(
     takedown_leaves_every_index,
     bad_items_are_error_rows,
     rebuild_compacts_and_matches,
-    bulk_batches_replace_tags
+    bulk_batches_replace_tags,
+    metadata_updates_in_several_batches
 );

@@ -10,7 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 
 use super::rows::{self, Change, ChangeRow, ItemError, TrackState, TrackWrite, WrittenTrack};
-use super::{Result, ATTRIBUTE_COLUMNS, ATTRIBUTE_COUNT};
+use super::{Result, ATTRIBUTE_COLUMNS, ATTRIBUTE_COUNT, TRACKS_ON_CONFLICT};
 
 /// Advisory lock held by an ingest run for its whole length (one run at a time).
 pub(super) const RUN_LOCK_KEY: i64 = 0x6d6f_7469_6601;
@@ -99,6 +99,19 @@ static UPSERT_ANALYSES: LazyLock<String> = LazyLock::new(|| {
             .join(", "),
         arrays = arrays.join(", "),
         updates = updates.join(", "),
+    )
+});
+
+static UPSERT_TRACKS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO tracks (id, external_id, title, artists, album, genre, release_date, \
+         release_year, isrc, duration_s, source, content_hash, codec, meta_hash, status, \
+         change_seq, created_at, updated_at) \
+         SELECT u.*, 'active', nextval('motif_change_seq'), $15, $15 FROM UNNEST($1::bigint[], \
+         $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], \
+         $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[]) AS u \
+         {TRACKS_ON_CONFLICT} \
+         RETURNING id, external_id, change_seq, (xmax = 0) AS inserted"
     )
 });
 
@@ -267,39 +280,24 @@ async fn upsert_tracks(
         codec.push(w.analysis.as_ref().map(|a| a.codec.as_str()));
         meta_hash.push(w.meta_hash.as_str());
     }
-    let written: Vec<WrittenTrack> = sqlx::query_as(
-        "INSERT INTO tracks (id, external_id, title, artists, album, genre, release_date, \
-         release_year, isrc, duration_s, source, content_hash, codec, meta_hash, status, \
-         change_seq, created_at, updated_at) \
-         SELECT u.*, 'active', nextval('motif_change_seq'), $15, $15 FROM UNNEST($1::bigint[], \
-         $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], \
-         $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[]) AS u \
-         ON CONFLICT (external_id) DO UPDATE SET title = EXCLUDED.title, \
-         artists = EXCLUDED.artists, album = EXCLUDED.album, genre = EXCLUDED.genre, \
-         release_date = EXCLUDED.release_date, release_year = EXCLUDED.release_year, \
-         isrc = EXCLUDED.isrc, duration_s = COALESCE(EXCLUDED.duration_s, tracks.duration_s), \
-         source = EXCLUDED.source, content_hash = EXCLUDED.content_hash, \
-         codec = COALESCE(EXCLUDED.codec, tracks.codec), meta_hash = EXCLUDED.meta_hash, \
-         status = 'active', change_seq = EXCLUDED.change_seq, updated_at = EXCLUDED.updated_at \
-         RETURNING id, external_id, change_seq, (xmax = 0) AS inserted",
-    )
-    .bind(ids.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
-    .bind(&ext)
-    .bind(&title)
-    .bind(&artists)
-    .bind(&album)
-    .bind(&genre)
-    .bind(&date)
-    .bind(&year)
-    .bind(&isrc)
-    .bind(&duration)
-    .bind(&source)
-    .bind(&hash)
-    .bind(&codec)
-    .bind(&meta_hash)
-    .bind(now)
-    .fetch_all(&mut **tx)
-    .await?;
+    let written: Vec<WrittenTrack> = sqlx::query_as(AssertSqlSafe(UPSERT_TRACKS.as_str()))
+        .bind(ids.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
+        .bind(&ext)
+        .bind(&title)
+        .bind(&artists)
+        .bind(&album)
+        .bind(&genre)
+        .bind(&date)
+        .bind(&year)
+        .bind(&isrc)
+        .bind(&duration)
+        .bind(&source)
+        .bind(&hash)
+        .bind(&codec)
+        .bind(&meta_hash)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
     // RETURNING follows the input order for a single INSERT ... SELECT; match by id
     // anyway rather than rely on it.
     let mut by_ext: HashMap<String, WrittenTrack> = written

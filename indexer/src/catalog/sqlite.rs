@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
 
 use super::rows::{self, Change, ChangeRow, ItemError, TrackState, TrackWrite, WrittenTrack};
-use super::{CatalogError, Result, ATTRIBUTE_COLUMNS};
+use super::{CatalogError, Result, ATTRIBUTE_COLUMNS, TRACKS_ON_CONFLICT};
 
 fn options() -> SqliteConnectOptions {
     SqliteConnectOptions::new()
@@ -96,14 +96,7 @@ fn upsert_tracks_sql(rows: usize) -> String {
     format!(
         "INSERT INTO tracks (external_id, title, artists, album, genre, release_date, \
          release_year, isrc, duration_s, source, content_hash, codec, meta_hash, change_seq, \
-         created_at, updated_at, status) VALUES {} \
-         ON CONFLICT (external_id) DO UPDATE SET title = excluded.title, \
-         artists = excluded.artists, album = excluded.album, genre = excluded.genre, \
-         release_date = excluded.release_date, release_year = excluded.release_year, \
-         isrc = excluded.isrc, duration_s = COALESCE(excluded.duration_s, tracks.duration_s), \
-         source = excluded.source, content_hash = excluded.content_hash, \
-         codec = COALESCE(excluded.codec, tracks.codec), meta_hash = excluded.meta_hash, \
-         status = 'active', change_seq = excluded.change_seq, updated_at = excluded.updated_at \
+         created_at, updated_at, status) VALUES {} {TRACKS_ON_CONFLICT} \
          RETURNING id, external_id, change_seq, 0 AS inserted",
         values_list(rows, 16, "({params}, 'active')")
     )

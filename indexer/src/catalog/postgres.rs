@@ -130,12 +130,19 @@ enum Locking {
 /// Writes one batch in one transaction. Safe to call from several tasks at once: batches
 /// then overlap everything but their tracks upsert and commit (see [`Locking`]).
 pub(super) async fn write_batch(pool: &PgPool, batch: &[TrackWrite]) -> Result<Vec<WrittenTrack>> {
-    if let Some(written) = write_batch_locking(pool, batch, Locking::Late).await? {
-        return Ok(written);
+    match write_batch_locking(pool, batch, Locking::Late).await {
+        Ok(Some(written)) => return Ok(written),
+        // Another writer inserted one of these new tracks while this batch was writing
+        // its analyses under an id of its own: that transaction was rolled back.
+        Ok(None) => {}
+        // Two writers updating the same stored tracks in different orders (two processes
+        // over one database; one run never splits a track over two batches): Postgres
+        // broke the deadlock by rolling this one back.
+        Err(super::CatalogError::Sql(sqlx::Error::Database(e)))
+            if e.code().as_deref() == Some("40P01") => {}
+        Err(e) => return Err(e),
     }
-    // Another writer inserted one of these new tracks while this batch was writing its
-    // analyses under an id of its own: that transaction was rolled back; do it again
-    // holding the lock throughout.
+    // Again, holding the lock throughout: nothing can race then.
     write_batch_locking(pool, batch, Locking::Early)
         .await?
         .ok_or_else(|| {
@@ -318,11 +325,13 @@ async fn write_analyses(
     tag_id: &HashMap<String, i64>,
     now: i64,
 ) -> Result<()> {
-    let analysed: Vec<(i64, &rows::AnalysisRow)> = batch
+    let mut analysed: Vec<(i64, &rows::AnalysisRow)> = batch
         .iter()
         .zip(ids)
         .filter_map(|(w, (id, _))| Some((*id, w.analysis.as_ref()?)))
         .collect();
+    // In id order, so that writers updating the same rows lock them in the same order.
+    analysed.sort_unstable_by_key(|(id, _)| *id);
     if analysed.is_empty() {
         return Ok(());
     }

@@ -7,15 +7,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of the system allocator: hnsw_rs allocates one small `Arc` per graph
-/// link (32M of them at 1M tracks), which glibc pads to 48 bytes and mimalloc packs in
-/// 32-byte size classes; measured in docs/MEASUREMENTS.md (memory and build time).
+/// mimalloc instead of the system allocator: chosen when hnsw_rs made one small
+/// allocation per graph link (docs/MEASUREMENTS.md); our flat graph makes a few large
+/// ones, and the allocator stays for the many small ones of tantivy, sqlx and actix
+/// (not re-measured since).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Hands memory freed by a big one-off job (loading the HNSW dump builds every neighbour
-/// list twice) back to the system, so a long-running process does not keep it resident:
-/// 340 MB at 1M tracks.
+/// Hands memory freed by a big one-off job (loading the indexes reads files through
+/// buffers, a rebuild holds a page of store rows at a time) back to the system, so a
+/// long-running process does not keep it resident.
 pub fn release_free_memory() {
     // SAFETY: mi_collect only walks mimalloc's own free lists; it may be called at any
     // time from any thread.

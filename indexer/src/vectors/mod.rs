@@ -1,24 +1,28 @@
-//! The vector index: an HNSW graph (hnsw_rs, cosine as `1 - dot` over unit vectors) plus
-//! the bookkeeping hnsw_rs lacks: it cannot delete or update a point, so every version of
-//! a track's embedding is a new point, and a point is live only while it is its track's
-//! newest and the track is not taken down. Dead points (tombstones) are filtered out of
-//! every answer at once and dropped by a rebuild.
+//! The vector index: an HNSW graph ([`graph`], cosine as `1 - dot` over unit vectors)
+//! plus the bookkeeping a graph lacks: a point is never updated or deleted in place, so
+//! every version of a track's embedding is a new point, and a point is live only while
+//! it is its track's newest and the track is not taken down. Dead points (tombstones)
+//! are filtered out of every answer at once and dropped by a rebuild.
 //!
-//! On disk (a directory): hnsw_rs's own dump (`hnsw.hnsw.graph`, `hnsw.hnsw.data`),
-//! `points.bin` (the track id of each point, -1 when dead, little-endian i64) and
-//! `meta.json` (parameters and the change sequence the index reflects). A save writes a
-//! fresh directory and renames it over the old one, so a crash leaves one or the other.
+//! On disk (a directory): `graph.bin` (the graph with its vectors, [`graph::Graph`]'s
+//! own format), `points.bin` (the track id of each point, -1 when dead, little-endian
+//! i64) and `meta.json` (parameters and the change sequence the index reflects). A save
+//! writes a fresh directory and renames it over the old one, so a crash leaves one or the
+//! other. A folder in an older format fails to load and is rebuilt from the store.
+
+mod dot;
+pub mod graph;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use hnsw_rs::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::filter::TrackSet;
+use graph::Graph;
 
 /// Above this many results, [`VectorIndex::search_allowed`] scans instead of walking the
-/// graph (hnsw_rs's cost grows steeply with the candidate list).
+/// graph (a walk's cost grows steeply with its candidate list).
 const LONG_ANSWER: usize = 256;
 
 /// How a search was answered.
@@ -36,7 +40,7 @@ pub enum Plan {
 /// HNSW construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HnswParams {
-    /// Links per node (hnsw_rs's `max_nb_connection`; must be 2..=256).
+    /// Links per node on the upper layers, twice as many on layer 0 (2..=256).
     pub m: usize,
     /// Candidate list size while inserting.
     pub ef_construction: usize,
@@ -71,6 +75,9 @@ pub enum VectorError {
 
 type Result<T> = std::result::Result<T, VectorError>;
 
+/// The on-disk format `meta.json` names (1 was hnsw_rs's dump).
+const FORMAT: u32 = 2;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Meta {
     format: u32,
@@ -84,12 +91,10 @@ struct Meta {
 pub struct VectorIndex {
     dim: usize,
     params: HnswParams,
-    hnsw: Hnsw<'static, f32, DistDot>,
-    /// Track id of each point (the point's hnsw data id is its position); -1 once dead.
+    graph: Graph,
+    /// Track id of each point (the point's graph node number is its position); -1 once
+    /// dead.
     points: Vec<i64>,
-    /// hnsw_rs's own id of each point, filled on first use by a scan of the graph: the
-    /// vectors live only in the graph (a second copy cost 300 MB at 1M tracks).
-    pids: std::sync::RwLock<Vec<PointId>>,
     /// Track id -> its live point.
     live: HashMap<i64, usize>,
     /// Every point's vector quantised to int8 (`dim` codes per point, row = point): exact
@@ -102,7 +107,6 @@ pub struct VectorIndex {
 }
 
 fn check_params(p: &HnswParams) -> Result<()> {
-    // hnsw_rs exits the process on some bad values instead of returning an error.
     if !(2..=256).contains(&p.m) {
         return Err(VectorError::Params(format!("m = {} (2..=256)", p.m)));
     }
@@ -121,17 +125,6 @@ fn check_params(p: &HnswParams) -> Result<()> {
     Ok(())
 }
 
-fn new_hnsw(params: &HnswParams, capacity: usize) -> Hnsw<'static, f32, DistDot> {
-    let max_layer = 16;
-    Hnsw::new(
-        params.m,
-        capacity.max(1_000),
-        max_layer,
-        params.ef_construction,
-        DistDot {},
-    )
-}
-
 impl VectorIndex {
     /// An empty index for `dim`-dimensional unit vectors, sized for about `capacity`.
     pub fn new(dim: usize, params: HnswParams, capacity: usize) -> Result<VectorIndex> {
@@ -139,9 +132,8 @@ impl VectorIndex {
         Ok(VectorIndex {
             dim,
             params,
-            hnsw: new_hnsw(&params, capacity),
+            graph: Graph::new(dim, params.m, params.ef_construction, capacity),
             points: Vec::new(),
-            pids: std::sync::RwLock::new(Vec::new()),
             live: HashMap::new(),
             codes: Vec::new(),
             seq: 0,
@@ -201,22 +193,7 @@ impl VectorIndex {
 
     /// The vector of point `p` (a copy).
     fn vector_at(&self, p: usize) -> Option<Vec<f32>> {
-        {
-            let pids = self.pids.read().unwrap_or_else(|e| e.into_inner());
-            if pids.len() == self.points.len() {
-                return self.hnsw.get_point_indexation().get_point_data(&pids[p]);
-            }
-        }
-        // Points were added since the last scan: map every point to its graph id again.
-        let mut pids = self.pids.write().unwrap_or_else(|e| e.into_inner());
-        let mut fresh = vec![PointId(0, -1); self.points.len()];
-        for point in self.hnsw.get_point_indexation() {
-            if let Some(slot) = fresh.get_mut(point.get_origin_id()) {
-                *slot = point.get_point_id();
-            }
-        }
-        *pids = fresh;
-        self.hnsw.get_point_indexation().get_point_data(&pids[p])
+        (p < self.graph.len()).then(|| self.graph.vector(p as u32).to_vec())
     }
 
     /// Adds or replaces tracks' vectors; inserts run in parallel on all cores.
@@ -235,7 +212,7 @@ impl VectorIndex {
         let mut order: Vec<usize> = latest.into_values().collect();
         order.sort_unstable();
         let first = self.points.len();
-        let mut batch: Vec<(&[f32], usize)> = Vec::with_capacity(order.len());
+        let mut batch: Vec<&[f32]> = Vec::with_capacity(order.len());
         for (n, &i) in order.iter().enumerate() {
             let (track, v) = &items[i];
             if let Some(old) = self.live.insert(*track, first + n) {
@@ -243,9 +220,9 @@ impl VectorIndex {
             }
             self.points.push(*track);
             self.codes.extend(quantise(v));
-            batch.push((v.as_slice(), first + n));
+            batch.push(v.as_slice());
         }
-        self.hnsw.parallel_insert_slice(&batch);
+        self.graph.insert(&batch);
         Ok(())
     }
 
@@ -262,8 +239,8 @@ impl VectorIndex {
     }
 
     /// The `k` live tracks nearest to `query` (cosine similarity, highest first) that pass
-    /// `allow`. Approximate (HNSW) unless `exact`; a filtered HNSW answer is post-checked,
-    /// so a result never violates the filter.
+    /// `allow`. Approximate (HNSW); the graph walk keeps only points that pass, so a
+    /// result never violates the filter.
     pub fn search(
         &self,
         query: &[f32],
@@ -287,25 +264,17 @@ impl VectorIndex {
         }
         let ef = ef.clamp(1, 8192).max(k);
         let points = &self.points;
-        let keep = |p: usize| -> bool {
-            let t = points.get(p).copied().unwrap_or(-1);
+        let keep = |p: u32| -> bool {
+            let t = points.get(p as usize).copied().unwrap_or(-1);
             t >= 0 && allow.is_none_or(|f| f(t))
         };
-        struct Filter<'a>(&'a dyn Fn(usize) -> bool);
-        impl FilterT for Filter<'_> {
-            fn hnsw_filter(&self, id: &DataId) -> bool {
-                (self.0)(*id)
-            }
-        }
-        let neighbours = if allow.is_none() && self.tombstones() == 0 {
-            self.hnsw.search(query, k, ef)
-        } else {
-            self.hnsw.search_filter(query, k, ef, Some(&Filter(&keep)))
-        };
-        let mut out: Vec<(i64, f32)> = neighbours
+        let filtered = allow.is_some() || self.tombstones() > 0;
+        let keep: Option<&dyn Fn(u32) -> bool> = if filtered { Some(&keep) } else { None };
+        let mut out: Vec<(i64, f32)> = self
+            .graph
+            .search(query, k, ef, keep)
             .into_iter()
-            .filter(|n| keep(n.d_id))
-            .map(|n| (self.points[n.d_id], 1.0 - n.distance))
+            .map(|n| (self.points[n.node as usize], 1.0 - n.dist))
             .collect();
         out.truncate(k);
         out
@@ -381,12 +350,8 @@ impl VectorIndex {
         }
         let mut best: Vec<(i64, f32)> = heap
             .into_iter()
-            .filter_map(|std::cmp::Reverse((_, p))| {
-                let v = self.vector_at(p)?;
-                Some((
-                    self.points[p],
-                    v.iter().zip(query).map(|(a, b)| a * b).sum(),
-                ))
+            .map(|std::cmp::Reverse((_, p))| {
+                (self.points[p], dot::dot(self.graph.vector(p as u32), query))
             })
             .collect();
         best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -407,10 +372,10 @@ impl VectorIndex {
         }
         let mut best: Vec<(i64, f32)> = Vec::with_capacity(k + 1);
         for track in tracks {
-            let Some(v) = self.vector(track) else {
+            let Some(&p) = self.live.get(&track) else {
                 continue;
             };
-            let s: f32 = v.iter().zip(query).map(|(a, b)| a * b).sum();
+            let s = dot::dot(self.graph.vector(p as u32), query);
             if best.len() < k || s > best[best.len() - 1].1 {
                 let at = best.partition_point(|&(t, b)| b > s || (b == s && t < track));
                 best.insert(at, (track, s));
@@ -432,16 +397,11 @@ impl VectorIndex {
             return Vec::new();
         }
         let mut best: Vec<(i64, f32)> = Vec::with_capacity(k + 1);
-        for point in self.hnsw.get_point_indexation() {
-            let track = self
-                .points
-                .get(point.get_origin_id())
-                .copied()
-                .unwrap_or(-1);
+        for (p, &track) in self.points.iter().enumerate() {
             if track < 0 || allow.is_some_and(|f| !f(track)) {
                 continue;
             }
-            let s: f32 = point.get_v().iter().zip(query).map(|(a, b)| a * b).sum();
+            let s = dot::dot(self.graph.vector(p as u32), query);
             if best.len() < k || s > best[best.len() - 1].1 {
                 let at = best.partition_point(|&(t, b)| b > s || (b == s && t < track));
                 best.insert(at, (track, s));
@@ -461,15 +421,15 @@ impl VectorIndex {
         let tmp = dir.with_extension("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| err(format!("create {}: {e}", tmp.display())))?;
-        if !self.points.is_empty() {
-            self.hnsw
-                .file_dump(&tmp, "hnsw")
-                .map_err(|e| err(format!("dump: {e}")))?;
-        }
+        let file = std::fs::File::create(tmp.join("graph.bin"))
+            .map_err(|e| err(format!("graph.bin: {e}")))?;
+        self.graph
+            .write_to(&mut std::io::BufWriter::with_capacity(1 << 20, file))
+            .map_err(|e| err(format!("graph.bin: {e}")))?;
         let ids: Vec<u8> = self.points.iter().flat_map(|t| t.to_le_bytes()).collect();
         std::fs::write(tmp.join("points.bin"), ids).map_err(|e| err(format!("points: {e}")))?;
         let meta = Meta {
-            format: 1,
+            format: FORMAT,
             dim: self.dim,
             params: self.params,
             seq: self.seq,
@@ -515,48 +475,42 @@ impl VectorIndex {
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
             .collect();
-        let mut index = VectorIndex::new(meta.dim, meta.params, meta.points)?;
-        index.seq = meta.seq;
-        if points.is_empty() {
-            return Ok(index);
+        if meta.format != FORMAT {
+            return Err(err(format!(
+                "format {} (this build reads {FORMAT}): rebuild",
+                meta.format
+            )));
         }
-        let dir_abs = std::path::absolute(dir).map_err(|e| err(e.to_string()))?;
-        // The loaded graph borrows its loader for its whole life; one small loader per
-        // load is leaked on purpose (loads happen at start-up and after a run).
-        let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dir_abs, "hnsw")));
-        let hnsw: Hnsw<'static, f32, DistDot> =
-            io.load_hnsw().map_err(|e| err(format!("HNSW dump: {e}")))?;
-        if hnsw.get_nb_point() != points.len() {
+        let file = std::fs::File::open(dir.join("graph.bin"))
+            .map_err(|e| err(format!("graph.bin: {e}")))?;
+        let graph = Graph::read_from(&mut std::io::BufReader::with_capacity(1 << 20, file))
+            .map_err(|e| err(format!("graph.bin: {e}")))?;
+        if graph.len() != points.len() {
             return Err(err(format!(
                 "graph has {} points, points.bin {}",
-                hnsw.get_nb_point(),
+                graph.len(),
                 points.len()
             )));
         }
-        if hnsw.get_point_indexation().get_data_dimension() != meta.dim {
+        if graph.dim() != meta.dim {
             return Err(err(format!(
                 "graph dimension {} != {}",
-                hnsw.get_point_indexation().get_data_dimension(),
+                graph.dim(),
                 meta.dim
             )));
         }
+        let mut index = VectorIndex::new(meta.dim, meta.params, 0)?;
+        index.seq = meta.seq;
         index.live = points
             .iter()
             .enumerate()
             .filter(|(_, &t)| t >= 0)
             .map(|(p, &t)| (t, p))
             .collect();
-        let mut codes = vec![0i8; points.len() * meta.dim];
-        for point in hnsw.get_point_indexation() {
-            let row = point.get_origin_id();
-            if let Some(slot) = codes.get_mut(row * meta.dim..(row + 1) * meta.dim) {
-                for (c, x) in slot.iter_mut().zip(point.get_v()) {
-                    *c = quantise_one(*x);
-                }
-            }
-        }
-        index.codes = codes;
-        index.hnsw = hnsw;
+        index.codes = (0..graph.len() as u32)
+            .flat_map(|p| graph.vector(p).iter().map(|&x| quantise_one(x)))
+            .collect();
+        index.graph = graph;
         index.points = points;
         Ok(index)
     }

@@ -21,7 +21,7 @@ MOTIF=target/release/motif
 if [ ! -f "$DIR/bench.db" ] || [ ! -d "$DIR/vectors" ]; then
   # MOTIF_LIKE=DB shapes the embeddings on a real catalogue's (e.g. the dev corpus indexed
   # with `motif index`); without it, on 500 random centres (a harder, less realistic set).
-  "$MOTIF" bench-index --tracks "$TRACKS" --no-postgres --dir "$DIR" --ef-construction 100 --queries 50 \
+  "$MOTIF" bench-index --tracks "$TRACKS" --no-postgres --dir "$DIR" --queries 50 \
     ${MOTIF_LIKE:+--like "$MOTIF_LIKE"}
 fi
 "$MOTIF" serve --database "sqlite://$DIR/bench.db" --data-dir "$DIR" --bind "127.0.0.1:$PORT" --workers 2 &

@@ -553,6 +553,27 @@ async fn bulk_batches_replace_tags(backend: &str) {
         assert!(!c.tags.contains(&"mood:calm".to_string()));
         assert!(c.embedding.is_some() && c.attributes.is_some());
     }
+    // A bulk takedown: every third track, one id twice and one unknown id. Each track
+    // taken down once, with a change number of its own after everything before.
+    let last = *seqs.last().unwrap();
+    let mut down_ids: Vec<String> = (0..N).step_by(3).map(|i| format!("bulk-{i}")).collect();
+    down_ids.push("bulk-0".into());
+    down_ids.push("no-such-track".into());
+    let mut down = cat.take_down(&down_ids).await.unwrap();
+    down.sort();
+    let mut want: Vec<String> = (0..N).step_by(3).map(|i| format!("bulk-{i}")).collect();
+    want.sort();
+    assert_eq!(down, want);
+    let after = cat.changes_since(last, 10_000).await.unwrap();
+    assert_eq!(after.len(), want.len());
+    assert!(after.iter().all(|c| !c.active));
+    let seqs: Vec<i64> = after.iter().map(|c| c.seq).collect();
+    assert!(
+        seqs.windows(2).all(|p| p[1] > p[0]) && seqs[0] > last,
+        "{seqs:?}"
+    );
+    // Again: nothing left to take down.
+    assert!(cat.take_down(&down_ids).await.unwrap().is_empty());
 }
 
 /// Postgres writers overlap everything but the step that draws change numbers, so new

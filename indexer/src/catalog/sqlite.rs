@@ -264,25 +264,27 @@ pub(super) async fn write_batch(
     Ok(written)
 }
 
+/// Takes down the active tracks among `ids` in one statement per 10,000 ids, each with a
+/// change number of its own (in track-id order).
 pub(super) async fn take_down(pool: &SqlitePool, ids: &[String]) -> Result<Vec<String>> {
     let mut tx = begin_write(pool).await?;
     let mut seq = next_seq(&mut tx).await?;
     let now = rows::now_ms();
     let mut down = Vec::new();
-    for id in ids {
-        let hit: Option<String> = sqlx::query_scalar(
-            "UPDATE tracks SET status = 'taken_down', change_seq = $2, updated_at = $3 \
-             WHERE external_id = $1 AND status = 'active' RETURNING external_id",
+    for chunk in ids.chunks(10_000) {
+        let mut hit: Vec<String> = sqlx::query_scalar(
+            "UPDATE tracks SET status = 'taken_down', change_seq = $2 + d.n - 1, updated_at = $3 \
+             FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM tracks \
+                   WHERE status = 'active' AND external_id IN (SELECT value FROM json_each($1))) AS d \
+             WHERE tracks.id = d.id RETURNING external_id",
         )
-        .bind(id)
+        .bind(json_list(chunk))
         .bind(seq)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        if let Some(h) = hit {
-            seq += 1;
-            down.push(h);
-        }
+        seq += hit.len() as i64;
+        down.append(&mut hit);
     }
     tx.commit().await?;
     Ok(down)

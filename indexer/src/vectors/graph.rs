@@ -26,6 +26,8 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use rayon::prelude::*;
+
 use super::dot::dot;
 
 /// Highest layer a node can be drawn on (with m = 16 a level above 6 comes once in 16M).
@@ -85,10 +87,12 @@ pub struct Graph {
 }
 
 /// Per-thread marks of the nodes a search has seen: a number per node, equal to the
-/// current search's epoch when seen, so a search starts without clearing anything.
+/// current search's epoch when seen, so a search starts without clearing anything (the
+/// marks are cleared once every 65,535 searches). Two bytes a node: 2 MB per thread that
+/// searches a 1M graph.
 struct Visited {
-    marks: Vec<u32>,
-    epoch: u32,
+    marks: Vec<u16>,
+    epoch: u16,
 }
 
 impl Visited {
@@ -395,7 +399,7 @@ impl Graph {
     }
 
     /// Appends `vectors` (each of the graph's dimension, checked by the caller) as new
-    /// nodes numbered from [`len`](Self::len), linked in parallel on the rayon pool.
+    /// nodes numbered from [`len`](Self::len), linked in parallel on the current rayon pool.
     pub fn insert(&mut self, vectors: &[&[f32]]) {
         let first = self.len();
         let width0 = 2 * self.m + 1;
@@ -418,18 +422,23 @@ impl Graph {
             });
             next += 1;
         }
-        // Nodes are handed out in order to whichever thread is free, so the graph grows
-        // as it would in a sequential build.
+        // Nodes are handed out in order to whichever worker is free, so the graph grows
+        // as it would in a sequential build. One worker per pool thread, but a worker
+        // does not wait for the others: if the pool is busy elsewhere (an analysis run),
+        // the workers that start take all the nodes.
         let counter = AtomicUsize::new(next);
         let end = self.len();
         let graph = &*self;
-        rayon::broadcast(|_| loop {
-            let n = counter.fetch_add(1, Relaxed);
-            if n >= end {
-                break;
-            }
-            graph.link(n as u32);
-        });
+        (0..rayon::current_num_threads().max(1))
+            .into_par_iter()
+            .with_max_len(1)
+            .for_each(|_| loop {
+                let n = counter.fetch_add(1, Relaxed);
+                if n >= end {
+                    break;
+                }
+                graph.link(n as u32);
+            });
     }
 
     /// The `k` nodes nearest to `q` that `keep` accepts (all when `None`), nearest
@@ -693,6 +702,20 @@ mod tests {
         let err = Graph::read_from(&mut bad.as_slice()).err().unwrap();
         assert!(err.contains("missing node"), "{err}");
         assert!(Graph::read_from(&mut &b"MOTIF-HNSW-0"[..]).is_err());
+    }
+
+    #[test]
+    fn visited_marks_survive_the_epoch_wrapping_around() {
+        let mut v = Visited {
+            marks: Vec::new(),
+            epoch: 0,
+        };
+        for i in 0..70_000u32 {
+            v.start(4);
+            assert!(v.first_visit(i % 4), "search {i}");
+            assert!(!v.first_visit(i % 4));
+            assert!(v.first_visit((i + 1) % 4));
+        }
     }
 
     #[test]

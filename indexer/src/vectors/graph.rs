@@ -608,22 +608,8 @@ fn read_words(r: &mut impl Read, count: usize, what: &str) -> Result<Vec<u32>, S
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::unit;
     use super::*;
-
-    fn unit(seed: u64, dim: usize) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut v: Vec<f32> = (0..dim)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect();
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.iter_mut().for_each(|x| *x /= norm);
-        v
-    }
 
     fn exact(vectors: &[Vec<f32>], q: &[f32], k: usize) -> Vec<u32> {
         let mut all: Vec<Near> = vectors

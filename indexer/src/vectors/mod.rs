@@ -375,11 +375,7 @@ impl VectorIndex {
                 continue;
             };
             let s = dot::dot(self.graph.vector(p as u32), query);
-            if best.len() < k || s > best[best.len() - 1].1 {
-                let at = best.partition_point(|&(t, b)| b > s || (b == s && t < track));
-                best.insert(at, (track, s));
-                best.truncate(k);
-            }
+            keep_best(&mut best, k, track, s);
         }
         best
     }
@@ -401,11 +397,7 @@ impl VectorIndex {
                 continue;
             }
             let s = dot::dot(self.graph.vector(p as u32), query);
-            if best.len() < k || s > best[best.len() - 1].1 {
-                let at = best.partition_point(|&(t, b)| b > s || (b == s && t < track));
-                best.insert(at, (track, s));
-                best.truncate(k);
-            }
+            keep_best(&mut best, k, track, s);
         }
         best
     }
@@ -515,6 +507,16 @@ impl VectorIndex {
     }
 }
 
+/// Inserts `(track, score)` into `best` (highest score first, ties by track id) when it
+/// belongs among the best `k`.
+fn keep_best(best: &mut Vec<(i64, f32)>, k: usize, track: i64, s: f32) {
+    if best.len() < k || s > best[best.len() - 1].1 {
+        let at = best.partition_point(|&(t, b)| b > s || (b == s && t < track));
+        best.insert(at, (track, s));
+        best.truncate(k);
+    }
+}
+
 /// The integer dot product of an int8 row with a query held as i16: products of two
 /// 16-bit values summed in pairs are one SSE2 instruction (`pmaddwd`), which the compiler
 /// finds in this shape on the baseline x86-64 target; a 32-bit query would need 32-bit
@@ -539,7 +541,8 @@ fn quantise(v: &[f32]) -> impl Iterator<Item = i8> + '_ {
 mod tests {
     use super::*;
 
-    fn unit(seed: u64, dim: usize) -> Vec<f32> {
+    /// A pseudo-random unit vector (also used by `graph`'s tests).
+    pub(super) fn unit(seed: u64, dim: usize) -> Vec<f32> {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut v: Vec<f32> = (0..dim)
             .map(|_| {

@@ -310,17 +310,53 @@ impl VectorIndex {
         }
     }
 
-    /// Exact `k` nearest among `allowed` (every live track when `None`): int8 scores for
-    /// every allowed point, then the best `4k` (at least 64) rescored from the f32 vectors.
+    /// Exact `k` nearest among `allowed` (every live track when `None`): a set under a
+    /// 32nd of the points is scored track by track in f32; a wider one by a pass
+    /// over every point's int8 code, the best `4k` (at least 64) rescored in f32.
     pub fn scan(&self, query: &[f32], k: usize, allowed: Option<&TrackSet>) -> Vec<(i64, f32)> {
         if k == 0 || query.len() != self.dim || self.codes.len() != self.points.len() * self.dim {
             return Vec::new();
         }
+        let by_score = |a: &(i64, f32), b: &(i64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        // A small set is looked up track by track and scored exactly in f32 (~0.2 us a
+        // track at 1M: a hash lookup and a row read at random); from about 3 % of the
+        // points on, one pass over all of them is cheaper (~6 ms at 1M).
+        if let Some(set) = allowed.filter(|s| s.len() * 32 < self.points.len()) {
+            // Nearest = most similar: `dist` holds the negated similarity.
+            let mut heap: std::collections::BinaryHeap<graph::Near> =
+                std::collections::BinaryHeap::with_capacity(k + 1);
+            for t in set.iter() {
+                let Some(&p) = self.live.get(&t) else {
+                    continue;
+                };
+                let near = graph::Near {
+                    dist: -dot::dot(self.graph.vector(p as u32), query),
+                    node: p as u32,
+                };
+                if heap.len() < k {
+                    heap.push(near);
+                } else if heap.peek().is_some_and(|w| near < *w) {
+                    heap.pop();
+                    heap.push(near);
+                }
+            }
+            let mut best: Vec<(i64, f32)> = heap
+                .into_iter()
+                .map(|n| (self.points[n.node as usize], -n.dist))
+                .collect();
+            best.sort_by(by_score);
+            return best;
+        }
+        // A large one is a pass over all points through the int8 codes (a quarter of the
+        // bytes of the f32 rows), the best `4k` then rescored in f32.
         let q: Vec<i16> = quantise(query).map(i16::from).collect();
         let keep = (4 * k).max(64);
         let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(i32, usize)>> =
             std::collections::BinaryHeap::with_capacity(keep + 1);
-        let mut consider = |p: usize| {
+        for (p, &t) in self.points.iter().enumerate() {
+            if t < 0 || allowed.is_some_and(|s| !s.contains(t)) {
+                continue;
+            }
             let row = &self.codes[p * self.dim..(p + 1) * self.dim];
             let s = dot_i8(row, &q);
             if heap.len() < keep {
@@ -329,23 +365,6 @@ impl VectorIndex {
                 heap.pop();
                 heap.push(std::cmp::Reverse((s, p)));
             }
-        };
-        // A small set is looked up track by track; a large one is a pass over all points.
-        match allowed {
-            Some(set) if set.len() * 16 < self.points.len() => {
-                for t in set.iter() {
-                    if let Some(&p) = self.live.get(&t) {
-                        consider(p);
-                    }
-                }
-            }
-            _ => {
-                for (p, &t) in self.points.iter().enumerate() {
-                    if t >= 0 && allowed.is_none_or(|s| s.contains(t)) {
-                        consider(p);
-                    }
-                }
-            }
         }
         let mut best: Vec<(i64, f32)> = heap
             .into_iter()
@@ -353,7 +372,7 @@ impl VectorIndex {
                 (self.points[p], dot::dot(self.graph.vector(p as u32), query))
             })
             .collect();
-        best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        best.sort_by(by_score);
         best.truncate(k);
         best
     }
@@ -582,6 +601,32 @@ mod tests {
         assert!(hits.iter().all(|(t, _)| t % 2 == 0));
         let exact = idx.search_exact(&items[3].1, 10, Some(&even));
         assert!(exact.iter().all(|(t, _)| t % 2 == 0));
+    }
+
+    #[test]
+    fn both_scans_equal_exact_search() {
+        let mut idx = VectorIndex::new(24, HnswParams::default(), 2_000).unwrap();
+        let items: Vec<(i64, Vec<f32>)> = (0..2_000).map(|i| (i, unit(i as u64, 24))).collect();
+        idx.upsert(&items).unwrap();
+        idx.remove(150);
+        let q = unit(77_777, 24);
+        // A small set (track by track, f32) and a wide one (int8 pass, rescored).
+        for modulo in [50i64, 10] {
+            let set: TrackSet = (0..2_000).filter(|t| t % modulo == 0).collect();
+            let allow = |t: i64| t % modulo == 0;
+            let want: Vec<i64> = idx
+                .search_exact(&q, 10, Some(&allow))
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect();
+            let got: Vec<i64> = idx
+                .scan(&q, 10, Some(&set))
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect();
+            assert_eq!(got, want, "every {modulo}th track");
+            assert!(!got.contains(&150));
+        }
     }
 
     #[test]

@@ -291,18 +291,22 @@ async fn run_locked(
     // Metadata-only writes need no analysis, so the store is their only limit: several
     // batches go at once where the store overlaps them (Postgres; external ids are unique
     // here, so their order does not matter).
+    // Shared with the writing tasks rather than copied into each.
+    let writes: std::sync::Arc<[TrackWrite]> = writes.into();
+    let size = opts.batch_size.max(1);
     let mut in_flight = tokio::task::JoinSet::new();
-    for chunk in writes.chunks(opts.batch_size.max(1)) {
+    for start in (0..writes.len()).step_by(size) {
         while in_flight.len() >= catalog.write_concurrency() {
             join_write(&mut in_flight).await?;
         }
-        let (cat, chunk) = (catalog.clone(), chunk.to_vec());
-        in_flight.spawn(async move { cat.write_batch(&chunk).await.map(|_| ()) });
+        let (cat, writes) = (catalog.clone(), writes.clone());
+        let end = (start + size).min(writes.len());
+        in_flight.spawn(async move { cat.write_batch(&writes[start..end]).await.map(|_| ()) });
     }
     while !in_flight.is_empty() {
         join_write(&mut in_flight).await?;
     }
-    for w in &writes {
+    for w in writes.iter() {
         tally(&w.meta.external_id, &mut counts);
         succeeded.push(w.meta.external_id.clone());
     }

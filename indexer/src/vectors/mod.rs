@@ -187,12 +187,8 @@ impl VectorIndex {
 
     /// A live track's vector (a copy).
     pub fn vector(&self, track: i64) -> Option<Vec<f32>> {
-        self.vector_at(*self.live.get(&track)?)
-    }
-
-    /// The vector of point `p` (a copy).
-    fn vector_at(&self, p: usize) -> Option<Vec<f32>> {
-        (p < self.graph.len()).then(|| self.graph.vector(p as u32).to_vec())
+        let p = *self.live.get(&track)?;
+        Some(self.graph.vector(p as u32).to_vec())
     }
 
     /// Adds or replaces tracks' vectors; inserts run in parallel on all cores.
@@ -269,14 +265,11 @@ impl VectorIndex {
         };
         let filtered = allow.is_some() || self.tombstones() > 0;
         let keep: Option<&dyn Fn(u32) -> bool> = if filtered { Some(&keep) } else { None };
-        let mut out: Vec<(i64, f32)> = self
-            .graph
+        self.graph
             .search(query, k, ef, keep)
             .into_iter()
             .map(|n| (self.points[n.node as usize], 1.0 - n.dist))
-            .collect();
-        out.truncate(k);
-        out
+            .collect()
     }
 
     /// The `k` nearest live tracks in `allowed` (all live tracks when `None`), planned so a
@@ -317,35 +310,11 @@ impl VectorIndex {
         if k == 0 || query.len() != self.dim || self.codes.len() != self.points.len() * self.dim {
             return Vec::new();
         }
-        let by_score = |a: &(i64, f32), b: &(i64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         // A small set is looked up track by track and scored exactly in f32 (~0.2 us a
         // track at 1M: a hash lookup and a row read at random); from about 3 % of the
         // points on, one pass over all of them is cheaper (~6 ms at 1M).
         if let Some(set) = allowed.filter(|s| s.len() * 32 < self.points.len()) {
-            // Nearest = most similar: `dist` holds the negated similarity.
-            let mut heap: std::collections::BinaryHeap<graph::Near> =
-                std::collections::BinaryHeap::with_capacity(k + 1);
-            for t in set.iter() {
-                let Some(&p) = self.live.get(&t) else {
-                    continue;
-                };
-                let near = graph::Near {
-                    dist: -dot::dot(self.graph.vector(p as u32), query),
-                    node: p as u32,
-                };
-                if heap.len() < k {
-                    heap.push(near);
-                } else if heap.peek().is_some_and(|w| near < *w) {
-                    heap.pop();
-                    heap.push(near);
-                }
-            }
-            let mut best: Vec<(i64, f32)> = heap
-                .into_iter()
-                .map(|n| (self.points[n.node as usize], -n.dist))
-                .collect();
-            best.sort_by(by_score);
-            return best;
+            return self.search_among(query, k, set.iter());
         }
         // A large one is a pass over all points through the int8 codes (a quarter of the
         // bytes of the f32 rows), the best `4k` then rescored in f32.
@@ -366,15 +335,11 @@ impl VectorIndex {
                 heap.push(std::cmp::Reverse((s, p)));
             }
         }
-        let mut best: Vec<(i64, f32)> = heap
-            .into_iter()
-            .map(|std::cmp::Reverse((_, p))| {
-                (self.points[p], dot::dot(self.graph.vector(p as u32), query))
-            })
-            .collect();
-        best.sort_by(by_score);
-        best.truncate(k);
-        best
+        self.best_of(
+            query,
+            k,
+            heap.into_iter().map(|std::cmp::Reverse((_, p))| p),
+        )
     }
 
     /// Exact nearest neighbours among the given tracks (dead or unknown ones skipped):
@@ -388,15 +353,8 @@ impl VectorIndex {
         if k == 0 || query.len() != self.dim {
             return Vec::new();
         }
-        let mut best: Vec<(i64, f32)> = Vec::with_capacity(k + 1);
-        for track in tracks {
-            let Some(&p) = self.live.get(&track) else {
-                continue;
-            };
-            let s = dot::dot(self.graph.vector(p as u32), query);
-            keep_best(&mut best, k, track, s);
-        }
-        best
+        let points = tracks.filter_map(|t| self.live.get(&t).copied());
+        self.best_of(query, k, points)
     }
 
     /// Exact nearest neighbours among live tracks that pass `allow` (a scan of every
@@ -410,15 +368,39 @@ impl VectorIndex {
         if k == 0 || query.len() != self.dim {
             return Vec::new();
         }
-        let mut best: Vec<(i64, f32)> = Vec::with_capacity(k + 1);
-        for (p, &track) in self.points.iter().enumerate() {
-            if track < 0 || allow.is_some_and(|f| !f(track)) {
-                continue;
+        let points =
+            self.points.iter().enumerate().filter_map(|(p, &track)| {
+                (track >= 0 && allow.is_none_or(|f| f(track))).then_some(p)
+            });
+        self.best_of(query, k, points)
+    }
+
+    /// The `k` of `points` most similar to `query`, scored exactly in f32, highest first
+    /// (ties by track id): the one top-k of every exact search.
+    fn best_of(
+        &self,
+        query: &[f32],
+        k: usize,
+        points: impl Iterator<Item = usize>,
+    ) -> Vec<(i64, f32)> {
+        let mut heap: std::collections::BinaryHeap<Scored> =
+            std::collections::BinaryHeap::with_capacity(k + 1);
+        for p in points {
+            let scored = Scored {
+                score: dot::dot(self.graph.vector(p as u32), query),
+                track: self.points[p],
+            };
+            if heap.len() < k {
+                heap.push(scored);
+            } else if heap.peek().is_some_and(|worst| scored < *worst) {
+                heap.pop();
+                heap.push(scored);
             }
-            let s = dot::dot(self.graph.vector(p as u32), query);
-            keep_best(&mut best, k, track, s);
         }
-        best
+        heap.into_sorted_vec()
+            .into_iter()
+            .map(|s| (s.track, s.score))
+            .collect()
     }
 
     /// Writes the index into `dir` (replacing what is there) atomically: a fresh sibling
@@ -477,6 +459,12 @@ impl VectorIndex {
         )
         .map_err(|e| err(format!("meta.json: {e}")))?;
         check_params(&meta.params)?;
+        if meta.format != FORMAT {
+            return Err(err(format!(
+                "format {} (this build reads {FORMAT}): rebuild",
+                meta.format
+            )));
+        }
         let raw = std::fs::read(dir.join("points.bin")).map_err(|e| err(format!("points: {e}")))?;
         if raw.len() != meta.points * 8 {
             return Err(err("points.bin does not match meta.json".into()));
@@ -485,12 +473,6 @@ impl VectorIndex {
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
             .collect();
-        if meta.format != FORMAT {
-            return Err(err(format!(
-                "format {} (this build reads {FORMAT}): rebuild",
-                meta.format
-            )));
-        }
         let file = std::fs::File::open(dir.join("graph.bin"))
             .map_err(|e| err(format!("graph.bin: {e}")))?;
         let graph = Graph::read_from(&mut std::io::BufReader::with_capacity(1 << 20, file))
@@ -526,13 +508,28 @@ impl VectorIndex {
     }
 }
 
-/// Inserts `(track, score)` into `best` (highest score first, ties by track id) when it
-/// belongs among the best `k`.
-fn keep_best(best: &mut Vec<(i64, f32)>, k: usize, track: i64, s: f32) {
-    if best.len() < k || s > best[best.len() - 1].1 {
-        let at = best.partition_point(|&(t, b)| b > s || (b == s && t < track));
-        best.insert(at, (track, s));
-        best.truncate(k);
+/// A track and its similarity, ordered best first (higher score, then lower track id),
+/// so a max-heap of them keeps the worst on top.
+#[derive(Clone, Copy, PartialEq)]
+struct Scored {
+    score: f32,
+    track: i64,
+}
+
+impl Eq for Scored {}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(self.track.cmp(&other.track))
+    }
+}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

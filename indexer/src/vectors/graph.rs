@@ -203,12 +203,11 @@ impl Graph {
 
     /// Node `node`'s block on `layer`: the count, then room for the links.
     fn block(&self, node: u32, layer: usize) -> &[AtomicU32] {
+        let width = self.capacity(layer) + 1;
         if layer == 0 {
-            let width = 2 * self.m + 1;
             let at = node as usize * width;
             &self.layer0[at..at + width]
         } else {
-            let width = self.m + 1;
             let at = self.upper_at[node as usize] + (layer - 1) * width;
             &self.upper[at..at + width]
         }
@@ -229,11 +228,7 @@ impl Graph {
 
     fn set_links(&self, node: u32, layer: usize, links: &[Near]) {
         let _guard = lock(self.lock_of(node));
-        let block = self.block(node, layer);
-        for (slot, l) in block[1..].iter().zip(links) {
-            slot.store(l.node, Relaxed);
-        }
-        block[0].store(links.len().min(block.len() - 1) as u32, Relaxed);
+        write_block(self.block(node, layer), links);
     }
 
     /// Adds `new` (at distance `dist`) to `node`'s links on `layer`; a full list keeps
@@ -264,11 +259,7 @@ impl Graph {
             .collect();
         candidates.push(Near { dist, node: new });
         candidates.sort_unstable();
-        let kept = self.diverse(&candidates, cap);
-        for (slot, l) in block[1..].iter().zip(&kept) {
-            slot.store(l.node, Relaxed);
-        }
-        block[0].store(kept.len() as u32, Relaxed);
+        write_block(block, &self.diverse(&candidates, cap));
     }
 
     /// The neighbour-selection heuristic: from candidates sorted nearest first, keep a
@@ -575,6 +566,14 @@ impl Graph {
         }
         Ok(g)
     }
+}
+
+/// Overwrites a links block (its node's lock held) with `links`, as many as fit.
+fn write_block(block: &[AtomicU32], links: &[Near]) {
+    for (slot, l) in block[1..].iter().zip(links) {
+        slot.store(l.node, Relaxed);
+    }
+    block[0].store(links.len().min(block.len() - 1) as u32, Relaxed);
 }
 
 fn write_words(w: &mut impl Write, words: impl Iterator<Item = u32>) -> io::Result<()> {

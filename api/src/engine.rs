@@ -56,10 +56,55 @@ impl Default for Limits {
     }
 }
 
+/// What the last refresh saw of the store, for `/v1/health` (which must never wait on
+/// the store: a health check that queues behind writes reports a live server as dead).
+/// The same holds for the indexes: a refresh holds their write lock while it commits,
+/// so health and metrics read the facts it left here instead of taking the lock.
+#[derive(Debug, Clone)]
+struct StoreView {
+    /// The store's change sequence at the last successful refresh.
+    seq: i64,
+    /// When that refresh finished.
+    at: Instant,
+    /// The last refresh's error, when it failed.
+    error: Option<String>,
+    index: IndexFacts,
+}
+
+/// Sizes and sequence of the indexes after the last change applied to them.
+#[derive(Debug, Clone, Copy)]
+struct IndexFacts {
+    seq: i64,
+    vectors: usize,
+    text: u64,
+    tombstones: usize,
+}
+
+impl IndexFacts {
+    fn of(ix: &DerivedIndexes) -> IndexFacts {
+        IndexFacts {
+            seq: ix.applied_seq(),
+            vectors: ix.vectors.len(),
+            text: ix.text.len(),
+            tombstones: ix.vectors.tombstones(),
+        }
+    }
+}
+
+/// Seconds without a successful refresh after which health reports the store stale.
+const STALE_AFTER_S: u64 = 30;
+
 /// The store and both indexes of one data folder, shared by every request.
 pub struct Engine {
+    /// The store for queries, health and refreshes.
     pub catalog: Catalog,
-    indexes: RwLock<DerivedIndexes>,
+    /// The store for writes (uploads, ingests, takedowns): on Postgres a pool of its own,
+    /// so writers waiting for the run lock cannot take every reader's connection.
+    pub writer: Catalog,
+    store_view: Mutex<StoreView>,
+    /// Behind an `Arc` so a refresh can apply changes on a blocking thread, off the
+    /// async workers that answer requests.
+    indexes: Arc<RwLock<DerivedIndexes>>,
     /// Allowed sets of recent filters, valid for the index sequence they were read at.
     filters: Mutex<FilterCache>,
     data_dir: PathBuf,
@@ -110,15 +155,35 @@ impl Engine {
         )?;
         indexes.vectors.set_ef_search(limits.ef_search);
         indexes.catch_up(&catalog).await?;
+        let closed = catalog
+            .close_interrupted_runs(&data_dir.join("motif.lock"))
+            .await?;
+        if closed > 0 {
+            tracing::warn!("{closed} ingest run(s) left running by a stopped process marked interrupted");
+        }
+        let store_view = Mutex::new(StoreView {
+            seq: indexes.applied_seq(),
+            at: Instant::now(),
+            error: None,
+            index: IndexFacts::of(&indexes),
+        });
         Ok(Engine {
+            writer: catalog.clone(),
+            store_view,
             catalog,
-            indexes: RwLock::new(indexes),
+            indexes: Arc::new(RwLock::new(indexes)),
             filters: Mutex::new(FilterCache::default()),
             data_dir: data_dir.to_path_buf(),
             _lock: lock,
             limits,
             started: Instant::now(),
         })
+    }
+
+    /// Sends writes through their own store (see [`Engine::writer`]).
+    pub fn with_writer(mut self, writer: Catalog) -> Engine {
+        self.writer = writer;
+        self
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -132,20 +197,48 @@ impl Engine {
     /// Applies store changes made since the last refresh (by this server or any other
     /// process writing the same store). Returns how many were applied.
     pub async fn refresh(&self) -> ApiResult<u64> {
+        let outcome = self.refresh_steps().await;
+        let mut view = self.view();
+        match &outcome {
+            Ok(_) => {
+                view.seq = view.index.seq;
+                view.at = Instant::now();
+                view.error = None;
+            }
+            Err(e) => view.error = Some(e.message.clone()),
+        }
+        outcome
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, StoreView> {
+        self.store_view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn refresh_steps(&self) -> ApiResult<u64> {
         let mut applied = 0u64;
         loop {
-            let after = self.read().applied_seq();
+            let after = self.view().index.seq;
             let changes = self.catalog.changes_since(after, REFRESH_PAGE).await?;
             if changes.is_empty() {
                 break;
             }
             let n = changes.len() as u64;
-            {
-                let mut ix = self.indexes.write().unwrap_or_else(|e| e.into_inner());
+            let indexes = self.indexes.clone();
+            let facts = tokio::task::spawn_blocking(move || -> ApiResult<IndexFacts> {
+                let mut ix = indexes.write().unwrap_or_else(|e| e.into_inner());
                 // Another refresh may have applied these meanwhile; `apply` skips what an
                 // index already has.
                 ix.apply(changes)?;
                 ix.commit_text()?;
+                Ok(IndexFacts::of(&ix))
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("refresh task: {e}")))??;
+            {
+                let mut view = self.view();
+                if facts.seq >= view.index.seq {
+                    view.index = facts;
+                }
             }
             applied += n;
             if n < REFRESH_PAGE as u64 {
@@ -164,39 +257,51 @@ impl Engine {
         Ok(())
     }
 
-    /// Health facts: the sequence served, the store's, counts.
+    /// Health facts: the sequence served, the store's as of the last refresh, counts.
+    /// Reads no store (see [`StoreView`]): 503 `stale` when no refresh has succeeded for
+    /// [`STALE_AFTER_S`] seconds.
     pub async fn health(&self) -> ApiResult<Value> {
-        let store_seq = self.catalog.max_seq().await?;
-        let ix = self.read();
+        let view = self.view().clone();
+        let age = view.at.elapsed().as_secs();
+        if age > STALE_AFTER_S {
+            return Err(ApiError::new(
+                503,
+                "stale",
+                format!("no catch-up with the store has succeeded for {age} s"),
+            )
+            .with_details(json!({ "last_error": view.error, "seconds": age })));
+        }
+        let ix = view.index;
         Ok(json!({
             "status": "ok",
+            "store_checked_ms_ago": view.at.elapsed().as_millis() as u64,
             "backend": self.catalog.backend(),
-            "store_seq": store_seq,
-            "index_seq": ix.applied_seq(),
-            "lag": (store_seq - ix.applied_seq()).max(0),
-            "indexed": { "vectors": ix.vectors.len(), "text": ix.text.len(), "tombstones": ix.vectors.tombstones() },
+            "store_seq": view.seq,
+            "index_seq": ix.seq,
+            "lag": (view.seq - ix.seq).max(0),
+            "indexed": { "vectors": ix.vectors, "text": ix.text, "tombstones": ix.tombstones },
             "uptime_s": self.started.elapsed().as_secs(),
         }))
     }
 
     /// Numbers for `/metrics`.
     pub fn gauges(&self) -> Vec<(&'static str, &'static str, f64)> {
-        let ix = self.read();
+        let ix = self.view().index;
         vec![
             (
                 "motif_index_seq",
                 "Store change sequence the indexes reflect",
-                ix.applied_seq() as f64,
+                ix.seq as f64,
             ),
             (
                 "motif_indexed_tracks",
                 "Active tracks in the vector index",
-                ix.vectors.len() as f64,
+                ix.vectors as f64,
             ),
             (
                 "motif_vector_tombstones",
                 "Dead points awaiting a rebuild",
-                ix.vectors.tombstones() as f64,
+                ix.tombstones as f64,
             ),
             (
                 "motif_uptime_seconds",
@@ -294,8 +399,10 @@ impl Engine {
         Ok(Some(set))
     }
 
-    /// The unit query vector of weighted seeds (404 for a seed not in the index).
+    /// The unit query vector of weighted seeds (404 for a seed not in the index). At
+    /// most [`crate::params::MAX_LIST`] seeds: the work is per seed.
     fn seed_vector(&self, ix: &DerivedIndexes, seeds: &[(i64, f32)]) -> ApiResult<Vec<f32>> {
+        crate::params::check_len("seeds", seeds.len(), crate::params::MAX_LIST)?;
         let mut q = vec![0f32; ix.vectors.dim()];
         for &(id, w) in seeds {
             if !(w.is_finite() && w > 0.0) {
@@ -426,7 +533,7 @@ impl Engine {
                     .collect();
                 return Ok(HitPage {
                     results,
-                    next_cursor: more.then(|| crate::params::encode_cursor(want)),
+                    next_cursor: more.then(|| crate::params::encode_cursor(want)).flatten(),
                     plan: json!({
                         "strategy": plan,
                         "allowed": allowed.as_ref().map(|a| a.len()),
@@ -506,7 +613,7 @@ impl Engine {
         Ok(json!({
             "total": page.total,
             "results": results,
-            "next_cursor": (next < page.total as usize).then(|| crate::params::encode_cursor(next)),
+            "next_cursor": (next < page.total as usize).then(|| crate::params::encode_cursor(next)).flatten(),
             "facets": facet_counts,
         }))
     }
@@ -543,7 +650,7 @@ impl Engine {
             .await?
             .ok_or_else(|| ApiError::unknown_track(id))?;
         let down = self
-            .catalog
+            .writer
             .take_down(std::slice::from_ref(&d.change.external_id))
             .await?;
         self.refresh().await?;
@@ -616,12 +723,23 @@ fn group_facets(counts: Vec<(String, u64)>, top: usize) -> Value {
     json!(by)
 }
 
+/// Scales `v` to unit length. The norm is taken in f64 after dividing by the largest
+/// magnitude, so components near f32's limits (1e38) neither overflow nor vanish.
 pub fn normalise(mut v: Vec<f32>) -> ApiResult<Vec<f32>> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if !(n.is_finite() && n > 1e-12) {
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(ApiError::bad("bad_vector", "the query vector has a non-finite value"));
+    }
+    let peak = v.iter().fold(0f64, |m, x| m.max(f64::from(x.abs())));
+    if peak == 0.0 {
         return Err(ApiError::bad("bad_vector", "the query vector is zero"));
     }
-    v.iter_mut().for_each(|x| *x /= n);
+    let n = v
+        .iter()
+        .map(|&x| (f64::from(x) / peak).powi(2))
+        .sum::<f64>()
+        .sqrt()
+        * peak;
+    v.iter_mut().for_each(|x| *x = (f64::from(*x) / n) as f32);
     Ok(v)
 }
 

@@ -13,6 +13,9 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Value,
+    /// Seconds a client should wait before retrying (sent as `Retry-After`; every 503
+    /// carries one).
+    pub retry_after: Option<u32>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -24,7 +27,13 @@ impl ApiError {
             code,
             message: message.into(),
             details: Value::Null,
+            retry_after: (status == 503).then_some(1),
         }
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_details(mut self, details: Value) -> ApiError {
@@ -53,9 +62,19 @@ impl ApiError {
         .with_details(json!({ "id": id.to_string() }))
     }
 
-    /// 500: a fault on our side (the store or an index failed).
+    /// 500: a fault on our side (the store or an index failed). The cause goes to the
+    /// server log under a number; the caller gets only the number, because causes can
+    /// name server paths and the caller may be anyone.
     pub fn internal(message: impl std::fmt::Display) -> ApiError {
-        ApiError::new(500, "internal", message.to_string())
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!("internal error #{n}: {message}");
+        ApiError::new(
+            500,
+            "internal",
+            format!("internal error #{n} (the server log has the cause)"),
+        )
+        .with_details(json!({ "incident": n }))
     }
 
     /// The JSON body.
@@ -70,7 +89,14 @@ impl ApiError {
 
 impl From<indexer::catalog::CatalogError> for ApiError {
     fn from(e: indexer::catalog::CatalogError) -> Self {
-        ApiError::new(503, "store_unavailable", format!("catalogue store: {e}"))
+        // The cause is logged, not shown: it can name a database file or host.
+        tracing::warn!("catalogue store: {e}");
+        let message = if e.to_string().contains("pool timed out") {
+            "the catalogue store is busy: retry shortly"
+        } else {
+            "the catalogue store is unavailable: retry shortly"
+        };
+        ApiError::new(503, "store_unavailable", message).retry_after(2)
     }
 }
 

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::admission::{Gate, GateLimits};
 use crate::engine::{Engine, SimilarQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::hybrid::{self, HybridRequest};
@@ -32,10 +33,24 @@ pub struct ServeConfig {
     pub ingest_root: Option<PathBuf>,
     /// How often the indexes catch up with the store.
     pub refresh_every: Duration,
-    /// Largest accepted upload (audio clips and tracks).
+    /// Largest accepted track upload or manifest (`POST /v1/tracks`, `/v1/ingest`).
     pub max_upload_bytes: usize,
+    /// Largest accepted audio clip for `POST /v1/similar` (anyone may send one).
+    pub max_clip_bytes: usize,
     /// Longest accepted audio clip for `POST /v1/similar`.
     pub max_clip_seconds: f64,
+    /// Most samples per second (rate x channels) in a clip: 192 kHz stereo, or 48 kHz
+    /// with 8 channels; decoding cost grows with it.
+    pub max_clip_samples_per_s: u64,
+    /// Clip analyses at once, and how many may queue.
+    pub clip_gate: GateLimits,
+    /// Track uploads at once (they take turns at the store's run lock), and the queue.
+    pub write_gate: GateLimits,
+    /// Longest time to receive a JSON body, and a track upload, clip or manifest.
+    pub json_body_timeout: Duration,
+    pub upload_body_timeout: Duration,
+    /// Longest silence between two pieces of a body.
+    pub body_idle_timeout: Duration,
     /// HTTP worker threads.
     pub workers: usize,
 }
@@ -47,7 +62,22 @@ impl Default for ServeConfig {
             ingest_root: None,
             refresh_every: Duration::from_secs(1),
             max_upload_bytes: 64 << 20,
-            max_clip_seconds: 600.0,
+            max_clip_bytes: 32 << 20,
+            max_clip_seconds: 120.0,
+            max_clip_samples_per_s: 384_000,
+            clip_gate: GateLimits {
+                running: 2,
+                queue: 8,
+                max_wait: Duration::from_secs(10),
+            },
+            write_gate: GateLimits {
+                running: 1,
+                queue: 32,
+                max_wait: Duration::from_secs(20),
+            },
+            json_body_timeout: Duration::from_secs(30),
+            upload_body_timeout: Duration::from_secs(300),
+            body_idle_timeout: Duration::from_secs(10),
             workers: 2,
         }
     }
@@ -60,6 +90,10 @@ pub struct State {
     metrics: Metrics,
     /// One HTTP-started ingest at a time.
     ingest_busy: Arc<tokio::sync::Mutex<()>>,
+    /// Turns at clip analysis (`POST /v1/similar` with audio).
+    pub clips: Gate,
+    /// Turns at track uploads.
+    pub writes: Gate,
 }
 
 type Answer = ApiResult<HttpResponse>;
@@ -74,8 +108,8 @@ pub struct Route {
     pub query: &'static [(&'static str, &'static str)],
     /// Request body, when there is one: (content type, description).
     pub body: Option<(&'static str, &'static str)>,
-    /// Needs the bearer token.
-    pub writes: bool,
+    /// Needs the bearer token (writes, and what only a writer may read).
+    pub needs_token: bool,
     /// Largest body accepted.
     pub max_body: BodyLimit,
     handler: HandlerFn,
@@ -84,7 +118,11 @@ pub struct Route {
 /// Body size class of a route.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum BodyLimit {
+    /// A JSON (or empty) body: [`MAX_JSON`].
     Json,
+    /// JSON, or a multipart audio clip up to `max_clip_bytes`.
+    JsonOrClip,
+    /// A track upload or manifest, up to `max_upload_bytes` (token routes only).
     Upload,
 }
 
@@ -115,26 +153,30 @@ macro_rules! h {
 
 /// Every route of the API, under `/v1`.
 pub static ROUTES: &[Route] = &[
-    Route { method: "GET", path: "/v1/health", summary: "Liveness, the change sequence served and the store's, index sizes", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(health) },
-    Route { method: "GET", path: "/v1/metrics", summary: "Prometheus metrics (text format)", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(metrics) },
-    Route { method: "GET", path: "/v1/openapi.json", summary: "This API as an OpenAPI 3 document, generated from the route table", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(openapi) },
-    Route { method: "GET", path: "/v1/tracks/{id}", summary: "A track: metadata, attributes, tags with score and source", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(track) },
-    Route { method: "GET", path: "/v1/tracks/{id}/similar", summary: "More like this: nearest tracks by embedding, seed excluded, duplicates collapsed, with reasons", query: &[("limit", "results per page (1..=500, default 10)"), ("cursor", "next_cursor of the previous page"), ("max_per_artist", "at most this many results per artist"), ("<filters>", "any filter parameter")], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(similar_get) },
-    Route { method: "POST", path: "/v1/similar", summary: "More like several weighted seeds, a raw embedding, or an uploaded audio clip (multipart field `audio`)", query: &[], body: Some(("application/json | multipart/form-data", "{\"seeds\": [{\"id\", \"weight\"}], \"vector\": [...], \"filters\": {...}, \"limit\", \"cursor\", \"max_per_artist\"}; or multipart with `audio` and optional `options` (the same JSON)")), writes: false, max_body: BodyLimit::Upload, handler: h!(similar_post) },
-    Route { method: "GET", path: "/v1/search", summary: "Text search (BM25) with the query syntax artist:, genre:, album:, title:, tag:, bpm:80-100, key:8A, year:1990-1999, quoted phrases; facet counts", query: &[("q", "the query"), ("limit", "1..=500"), ("cursor", "paging"), ("facets", "false to skip facet counts"), ("<filters>", "any filter parameter")], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(search) },
-    Route { method: "POST", path: "/v1/search/hybrid", summary: "Text and embedding candidates under the same exact filters, fused by RRF (k=60) or weights", query: &[], body: Some(("application/json", "{\"q\", \"like\": [ids], \"filters\": {...}, \"fusion\": \"rrf\"|\"weighted\", \"weights\": {\"text\", \"vector\"}, \"limit\", \"cursor\", \"explain\"}")), writes: false, max_body: BodyLimit::Json, handler: h!(hybrid_post) },
-    Route { method: "GET", path: "/v1/tags", summary: "Every tag with its track count, grouped by facet", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(tags) },
-    Route { method: "GET", path: "/v1/tags/{tag}/tracks", summary: "Tracks carrying a tag", query: &[("limit", "1..=500"), ("cursor", "paging")], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(tag_tracks) },
-    Route { method: "POST", path: "/v1/playlists", summary: "Playlist generation: filters, seeds, attribute targets, size or duration, artist rules, ordering smooth|harmonic|energy_arc, seed", query: &[], body: Some(("application/json", "{\"filters\", \"seeds\", \"targets\", \"size\" | \"duration_s\", \"tolerance_s\", \"max_per_artist\", \"artist_gap\", \"order\", \"seed\"}")), writes: false, max_body: BodyLimit::Json, handler: h!(playlist_post) },
-    Route { method: "GET", path: "/v1/path", summary: "A song path: tracks walking from one track to another in even steps", query: &[("from", "start track id"), ("to", "end track id"), ("steps", "tracks including both ends, 2..=100 (default 8)")], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(path_get) },
-    Route { method: "POST", path: "/v1/tracks", summary: "Add or replace one track: multipart `audio` plus `metadata` (a manifest line's fields)", query: &[], body: Some(("multipart/form-data", "audio: the file; metadata: {\"external_id\", \"title\", \"artists\", \"album\", \"genre\", \"release_date\", \"tags\", \"isrc\"}")), writes: true, max_body: BodyLimit::Upload, handler: h!(track_post) },
-    Route { method: "DELETE", path: "/v1/tracks/{id}", summary: "Take a track down: it leaves every answer before this returns", query: &[], body: None, writes: true, max_body: BodyLimit::Json, handler: h!(track_delete) },
-    Route { method: "POST", path: "/v1/ingest", summary: "Run the ingestion pipeline on a JSONL manifest (paths under the server's ingest root); answers with the run id", query: &[], body: Some(("application/x-ndjson", "one manifest object per line")), writes: true, max_body: BodyLimit::Upload, handler: h!(ingest_post) },
-    Route { method: "GET", path: "/v1/ingest/{run}", summary: "An ingest run: status, counts and its item errors", query: &[], body: None, writes: false, max_body: BodyLimit::Json, handler: h!(ingest_get) },
+    Route { method: "GET", path: "/v1/health", summary: "Liveness, the change sequence served and the store's, index sizes", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(health) },
+    Route { method: "GET", path: "/v1/metrics", summary: "Prometheus metrics (text format)", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(metrics) },
+    Route { method: "GET", path: "/v1/openapi.json", summary: "This API as an OpenAPI 3 document, generated from the route table", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(openapi) },
+    Route { method: "GET", path: "/v1/tracks/{id}", summary: "A track: metadata, attributes, tags with score and source", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(track) },
+    Route { method: "GET", path: "/v1/tracks/{id}/similar", summary: "More like this: nearest tracks by embedding, seed excluded, duplicates collapsed, with reasons", query: &[("limit", "results per page (1..=500, default 10)"), ("cursor", "next_cursor of the previous page"), ("max_per_artist", "at most this many results per artist"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(similar_get) },
+    Route { method: "POST", path: "/v1/similar", summary: "More like several weighted seeds, a raw embedding, or an uploaded audio clip (multipart field `audio`)", query: &[], body: Some(("application/json | multipart/form-data", "{\"seeds\": [{\"id\", \"weight\"}], \"vector\": [...], \"filters\": {...}, \"limit\", \"cursor\", \"max_per_artist\"}; or multipart with `audio` and optional `options` (the same JSON)")), needs_token: false, max_body: BodyLimit::JsonOrClip, handler: h!(similar_post) },
+    Route { method: "GET", path: "/v1/search", summary: "Text search (BM25) with the query syntax artist:, genre:, album:, title:, tag:, bpm:80-100, key:8A, year:1990-1999, quoted phrases; facet counts", query: &[("q", "the query"), ("limit", "1..=500"), ("cursor", "paging"), ("facets", "false to skip facet counts"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(search) },
+    Route { method: "POST", path: "/v1/search/hybrid", summary: "Text and embedding candidates under the same exact filters, fused by RRF (k=60) or weights", query: &[], body: Some(("application/json", "{\"q\", \"like\": [ids], \"filters\": {...}, \"fusion\": \"rrf\"|\"weighted\", \"weights\": {\"text\", \"vector\"}, \"limit\", \"cursor\", \"explain\"}")), needs_token: false, max_body: BodyLimit::Json, handler: h!(hybrid_post) },
+    Route { method: "GET", path: "/v1/tags", summary: "Every tag with its track count, grouped by facet", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(tags) },
+    Route { method: "GET", path: "/v1/tags/{tag}/tracks", summary: "Tracks carrying a tag", query: &[("limit", "1..=500"), ("cursor", "paging")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(tag_tracks) },
+    Route { method: "POST", path: "/v1/playlists", summary: "Playlist generation: filters, seeds, attribute targets, size or duration, artist rules, ordering smooth|harmonic|energy_arc, seed", query: &[], body: Some(("application/json", "{\"filters\", \"seeds\", \"targets\", \"size\" | \"duration_s\", \"tolerance_s\", \"max_per_artist\", \"artist_gap\", \"order\", \"seed\"}")), needs_token: false, max_body: BodyLimit::Json, handler: h!(playlist_post) },
+    Route { method: "GET", path: "/v1/path", summary: "A song path: tracks walking from one track to another in even steps", query: &[("from", "start track id"), ("to", "end track id"), ("steps", "tracks including both ends, 2..=100 (default 8)")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(path_get) },
+    Route { method: "POST", path: "/v1/tracks", summary: "Add or replace one track: multipart `audio` plus `metadata` (a manifest line's fields)", query: &[], body: Some(("multipart/form-data", "audio: the file; metadata: {\"external_id\", \"title\", \"artists\", \"album\", \"genre\", \"release_date\", \"tags\", \"isrc\"}")), needs_token: true, max_body: BodyLimit::Upload, handler: h!(track_post) },
+    Route { method: "DELETE", path: "/v1/tracks/{id}", summary: "Take a track down: it leaves every answer before this returns", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, handler: h!(track_delete) },
+    Route { method: "POST", path: "/v1/ingest", summary: "Run the ingestion pipeline on a JSONL manifest (paths under the server's ingest root); answers with the run id", query: &[], body: Some(("application/x-ndjson", "one manifest object per line")), needs_token: true, max_body: BodyLimit::Upload, handler: h!(ingest_post) },
+    Route { method: "GET", path: "/v1/ingest/{run}", summary: "An ingest run: status, counts and its item errors (needs the token: errors name server files)", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, handler: h!(ingest_get) },
 ];
 
 /// Largest JSON body.
 const MAX_JSON: usize = 1 << 20;
+
+/// Longest query string we read (longer ones are refused with a JSON 414; past 64 KiB
+/// the HTTP layer itself refuses the request line before any handler runs).
+const MAX_QUERY: usize = 16 << 10;
 
 /// Starts the engine's refresh loop and the HTTP server on `listener`.
 pub fn server(
@@ -143,11 +185,17 @@ pub fn server(
     listener: std::net::TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
     let workers = config.workers.max(1);
+    let swept = uploads::sweep_partial(engine.data_dir());
+    if swept > 0 {
+        tracing::info!("removed {swept} partial upload file(s) left by a stopped server");
+    }
     let state = Arc::new(State {
         engine: engine.clone(),
         config: config.clone(),
         metrics: Metrics::default(),
         ingest_busy: Arc::new(tokio::sync::Mutex::new(())),
+        clips: Gate::new("clip analysis", config.clip_gate),
+        writes: Gate::new("upload", config.write_gate),
     });
     // Freshness: follow the store's change log. The vector index is saved at shutdown (a
     // save of a large graph would stall queries); after a crash the server catches up from
@@ -217,28 +265,22 @@ async fn dispatch(
     let route = &ROUTES[i];
     let started = Instant::now();
     let answer = async {
-        if route.writes {
+        if route.needs_token {
             authorize(&req, &st.config)?;
         }
-        let limit = match route.max_body {
-            BodyLimit::Json => MAX_JSON,
-            BodyLimit::Upload => st.config.max_upload_bytes,
-        };
-        let mut body = web::BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::bad("bad_body", format!("reading the body: {e}")))?;
-            if body.len() + chunk.len() > limit {
-                return Err(ApiError::new(
-                    413,
-                    "too_large",
-                    format!("the body is over {limit} bytes"),
-                )
-                .with_details(json!({ "max_bytes": limit })));
-            }
-            body.extend_from_slice(&chunk);
+        if req.query_string().len() > MAX_QUERY {
+            return Err(ApiError::new(
+                414,
+                "query_too_long",
+                format!(
+                    "the query string has {} bytes, over the limit of {MAX_QUERY}",
+                    req.query_string().len()
+                ),
+            )
+            .with_details(json!({ "max_bytes": MAX_QUERY })));
         }
-        (route.handler)(req, body.freeze(), st.clone()).await
+        let body = read_body(route, &req, &mut payload, &st.config).await?;
+        (route.handler)(req, body, st.clone()).await
     }
     .await;
     let response = answer.unwrap_or_else(|e| error_response(&e));
@@ -251,9 +293,75 @@ async fn dispatch(
     response
 }
 
+/// Reads a body within its route's size limit (checked against `Content-Length` before
+/// reading, and while reading) and time limits (a whole-body deadline and an idle
+/// timeout), so neither a huge nor a trickled body can hold a worker.
+async fn read_body(
+    route: &Route,
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    config: &ServeConfig,
+) -> ApiResult<Bytes> {
+    let multipart = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/"));
+    let (limit, deadline) = match route.max_body {
+        BodyLimit::Json => (MAX_JSON, config.json_body_timeout),
+        BodyLimit::JsonOrClip if multipart => (config.max_clip_bytes, config.upload_body_timeout),
+        BodyLimit::JsonOrClip => (MAX_JSON, config.json_body_timeout),
+        BodyLimit::Upload => (config.max_upload_bytes, config.upload_body_timeout),
+    };
+    let too_large = || {
+        ApiError::new(413, "too_large", format!("the body is over {limit} bytes"))
+            .with_details(json!({ "max_bytes": limit }))
+    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let idle = config.body_idle_timeout;
+    let read = async {
+        let mut body = web::BytesMut::new();
+        loop {
+            let next = tokio::time::timeout(idle, payload.next())
+                .await
+                .map_err(|_| body_timeout(format!("no data for {} s", idle.as_secs())))?;
+            let Some(chunk) = next else { break };
+            let chunk =
+                chunk.map_err(|e| ApiError::bad("bad_body", format!("reading the body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(deadline, read).await.map_err(|_| {
+        body_timeout(format!(
+            "the body did not arrive within {} s",
+            deadline.as_secs()
+        ))
+    })?
+}
+
+fn body_timeout(why: String) -> ApiError {
+    ApiError::new(408, "body_timeout", format!("reading the body: {why}"))
+}
+
 fn error_response(e: &ApiError) -> HttpResponse {
-    HttpResponse::build(StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .json(e.body())
+    let mut r = HttpResponse::build(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    if let Some(s) = e.retry_after {
+        r.insert_header(("retry-after", s.to_string()));
+    }
+    r.json(e.body())
 }
 
 fn authorize(req: &HttpRequest, config: &ServeConfig) -> ApiResult<()> {
@@ -430,8 +538,12 @@ async fn similar_post(req: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
     let mut vector = b.vector;
     let mut analysed = None;
     if let Some(clip) = clip {
-        let (emb, summary) =
-            uploads::embed_clip(&st.engine, clip, st.config.max_clip_seconds).await?;
+        let limits = uploads::ClipLimits {
+            max_seconds: st.config.max_clip_seconds,
+            max_samples_per_s: st.config.max_clip_samples_per_s,
+        };
+        let _turn = st.clips.enter().await?;
+        let (emb, summary) = uploads::embed_clip(&st.engine, clip, limits).await?;
         vector = Some(emb);
         analysed = Some(summary);
     }
@@ -517,6 +629,7 @@ async fn path_get(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
 
 async fn track_post(req: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
     let form = uploads::read_form(&req, body).await?;
+    let _turn = st.writes.enter().await?;
     let answer = uploads::add_track(&st.engine, &form).await?;
     Ok(HttpResponse::Created().json(answer))
 }
@@ -550,11 +663,11 @@ async fn ingest_get(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
     let run = path_id(&req, "run")?;
     let row = st
         .engine
-        .catalog
+        .writer
         .run(run)
         .await?
         .ok_or_else(|| ApiError::new(404, "unknown_run", format!("no ingest run {run}")))?;
-    let errors = st.engine.catalog.open_errors(Some(run), 1000).await?;
+    let errors = st.engine.writer.open_errors(Some(run), 1000).await?;
     ok(json!({ "run": row, "errors": errors }))
 }
 
@@ -598,7 +711,7 @@ pub fn openapi_document() -> Value {
             }
             op["requestBody"] = json!({ "required": true, "description": d, "content": content });
         }
-        if r.writes {
+        if r.needs_token {
             op["security"] = json!([{ "bearer": [] }]);
         }
         let item = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));

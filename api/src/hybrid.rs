@@ -93,6 +93,7 @@ pub fn hybrid(engine: &Engine, req: HybridRequest) -> ApiResult<HitPage> {
             ));
         }
     }
+    params::check_len("like", req.like.len(), params::MAX_LIST)?;
     let parsed = params::parse_query(&req.q)?;
     let mut filter = req.filters.into_filter()?;
     merge(&mut filter, parsed.filter);
@@ -184,7 +185,9 @@ pub fn hybrid(engine: &Engine, req: HybridRequest) -> ApiResult<HitPage> {
         .collect();
     Ok(HitPage {
         results,
-        next_cursor: (offset + limit < total).then(|| params::encode_cursor(offset + limit)),
+        next_cursor: (offset + limit < total)
+            .then(|| params::encode_cursor(offset + limit))
+            .flatten(),
         plan: json!({
             "text_query": text,
             "text_candidates": text_hits.len(),

@@ -4,8 +4,10 @@
 //! and answers queries as plain Rust calls: "more like this" ([`engine::Engine::similar`]),
 //! text search with facets, hybrid fusion ([`hybrid`]), tags, playlists ([`playlist`]),
 //! song paths, takedowns. [`params`] validates request parameters into engine inputs;
-//! [`http`] maps routes onto the engine and errors onto DESIGN.md's JSON shape.
+//! [`http`] maps routes onto the engine and errors onto DESIGN.md's JSON shape;
+//! [`admission`] bounds the expensive requests (clip analysis, writes).
 
+pub mod admission;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -85,21 +85,54 @@ pub fn check_limit(n: usize) -> ApiResult<usize> {
     Ok(n)
 }
 
-/// A cursor is the offset of the next page, as returned in `next_cursor`.
+/// The deepest offset a cursor may name. Paging costs grow with the offset (a vector
+/// search must find `offset + limit` neighbours), so a cursor is bounded like
+/// Elasticsearch's result window: deeper pages need a narrower query.
+pub const MAX_OFFSET: usize = 10_000;
+
+/// The most seeds, tags per list, keys or Camelot codes one request may name.
+pub const MAX_LIST: usize = 100;
+/// The most artists one request may exclude.
+pub const MAX_EXCLUDED_ARTISTS: usize = 1_000;
+
+/// A cursor is the offset of the next page, as returned in `next_cursor`: at most
+/// [`MAX_OFFSET`], so no cursor can make a request size its work from an absurd offset.
 pub fn cursor(value: Option<&str>) -> ApiResult<usize> {
-    match value {
-        None | Some("") => Ok(0),
-        Some(v) => v
-            .strip_prefix('o')
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| {
-                ApiError::bad("bad_cursor", format!("cursor {v:?} is not one we issued"))
-            }),
+    let v = match value {
+        None | Some("") => return Ok(0),
+        Some(v) => v,
+    };
+    let offset: usize = v
+        .strip_prefix('o')
+        .filter(|n| n.len() <= 12 && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ApiError::bad("bad_cursor", format!("cursor {v:?} is not one we issued")))?;
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad(
+            "cursor_too_deep",
+            format!("cursor {v:?} is past the deepest page ({MAX_OFFSET} results): narrow the query"),
+        )
+        .with_details(json!({ "max_offset": MAX_OFFSET })));
     }
+    Ok(offset)
 }
 
-pub fn encode_cursor(offset: usize) -> String {
-    format!("o{offset}")
+/// The `next_cursor` of a page that ended at `offset`: none past [`MAX_OFFSET`] (the
+/// answer then ends there; the page says so in its plan or total).
+pub fn encode_cursor(offset: usize) -> Option<String> {
+    (offset <= MAX_OFFSET).then(|| format!("o{offset}"))
+}
+
+/// Refuses a list longer than `max` (400 `too_many`, naming the parameter).
+pub fn check_len(param: &str, len: usize, max: usize) -> ApiResult<()> {
+    if len > max {
+        return Err(ApiError::bad(
+            "too_many",
+            format!("{param}: {len} values, the most one request may give is {max}"),
+        )
+        .with_details(json!({ "param": param, "given": len, "max": max })));
+    }
+    Ok(())
 }
 
 /// Parameter names that [`filter_from_pairs`] reads (other routes' names are theirs).
@@ -190,6 +223,13 @@ pub struct FilterJson {
 impl FilterJson {
     /// Validates names and values into a [`Filter`].
     pub fn into_filter(self) -> ApiResult<Filter> {
+        check_len("tags", self.tags.len(), MAX_LIST)?;
+        check_len("tags_any", self.tags_any.len(), MAX_LIST)?;
+        check_len("tags_none", self.tags_none.len(), MAX_LIST)?;
+        check_len("ranges", self.ranges.len(), MAX_LIST)?;
+        check_len("key", self.key.len(), MAX_LIST)?;
+        check_len("camelot", self.camelot.len(), MAX_LIST)?;
+        check_len("exclude_artists", self.exclude_artists.len(), MAX_EXCLUDED_ARTISTS)?;
         let mut f = Filter {
             tags_all: norm_tags(&self.tags)?,
             tags_any: norm_tags(&self.tags_any)?,

@@ -92,6 +92,8 @@ enum Goal {
 }
 
 pub fn generate(engine: &Engine, req: PlaylistRequest) -> ApiResult<Value> {
+    crate::params::check_len("seeds", req.seeds.len(), crate::params::MAX_LIST)?;
+    crate::params::check_len("targets", req.targets.len(), crate::params::MAX_LIST)?;
     let goal = match (req.size, req.duration_s) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad(

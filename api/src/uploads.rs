@@ -17,6 +17,9 @@ use serde_json::{json, Value};
 use crate::engine::Engine;
 use crate::error::{ApiError, ApiResult};
 
+/// Parts a form may have (the routes read at most three).
+const MAX_PARTS: usize = 8;
+
 /// An uploaded file.
 pub struct Clip {
     pub filename: String,
@@ -71,6 +74,19 @@ pub async fn read_form(req: &HttpRequest, body: Bytes) -> ApiResult<Form> {
             .content_disposition()
             .and_then(|cd| cd.get_filename())
             .map(str::to_string);
+        if form.files.contains_key(&name) || form.texts.contains_key(&name) {
+            return Err(ApiError::bad(
+                "duplicate_field",
+                format!("the form has more than one {name:?} part: send each field once"),
+            )
+            .with_details(json!({ "field": name })));
+        }
+        if form.files.len() + form.texts.len() >= MAX_PARTS {
+            return Err(ApiError::bad(
+                "too_many_parts",
+                format!("the form has more than {MAX_PARTS} parts"),
+            ));
+        }
         let mut data = web::BytesMut::new();
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| {
@@ -138,30 +154,95 @@ fn analysis_error(kind: &str, message: String) -> ApiError {
     ApiError::new(status, code, message)
 }
 
+/// What a clip sent to `POST /v1/similar` may be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClipLimits {
+    pub max_seconds: f64,
+    /// Sample rate x channels.
+    pub max_samples_per_s: u64,
+}
+
+/// A file of ours under the uploads folder, removed when dropped unless kept: every
+/// request writes its own (no two requests share a half-written file), and a rejected
+/// or abandoned request leaves nothing behind.
+struct TempFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempFile {
+    /// Writes `bytes` to a new, uniquely named file in `dir`.
+    fn write(dir: &Path, ext: &str, bytes: &[u8]) -> ApiResult<TempFile> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ApiError::internal(format!("upload folder {}: {e}", dir.display())))?;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".part-{}-{n}.{ext}", std::process::id()));
+        let file = TempFile { path, keep: false };
+        std::fs::write(&file.path, bytes).map_err(|e| {
+            ApiError::internal(format!("saving the upload {}: {e}", file.path.display()))
+        })?;
+        Ok(file)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Removes what a stopped server left half done: `.part-*` files of uploads and every
+/// clip file (clips live only for their request). Returns how many were removed.
+pub fn sweep_partial(data_dir: &Path) -> usize {
+    let uploads = data_dir.join("uploads");
+    let mut removed = 0;
+    for (dir, all) in [(uploads.join("clips"), true), (uploads, false)] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let partial = name.to_string_lossy().starts_with(".part-");
+            if (all || partial)
+                && e.file_type().is_ok_and(|t| t.is_file())
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 /// Analyses an uploaded clip and returns its embedding in the catalogue's current space,
 /// with a summary of what was heard.
 pub async fn embed_clip(
     engine: &Engine,
     clip: Clip,
-    max_seconds: f64,
+    limits: ClipLimits,
 ) -> ApiResult<(Vec<f32>, Value)> {
     let ext = audio_extension(&clip.filename)?;
     let space = engine.catalog.current_space().await?;
-    let dir = engine.data_dir().join("uploads").join("clips");
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("upload folder: {e}")))?;
-    let path = dir.join(format!("{}.{ext}", blake3::hash(&clip.bytes).to_hex()));
-    std::fs::write(&path, &clip.bytes)
-        .map_err(|e| ApiError::internal(format!("saving the clip: {e}")))?;
+    let file = TempFile::write(
+        &engine.data_dir().join("uploads").join("clips"),
+        &ext,
+        &clip.bytes,
+    )?;
     let config = embeddings::AnalysisConfig {
         max_file_bytes: clip.bytes.len() as u64 + 1,
-        max_duration_s: max_seconds,
+        max_duration_s: limits.max_seconds,
+        max_samples_per_s: limits.max_samples_per_s,
         ..embeddings::AnalysisConfig::default()
     };
-    let p2 = path.clone();
-    let result = web::block(move || embeddings::analyze(&p2, &config))
+    let path = file.path.clone();
+    let result = web::block(move || embeddings::analyze(&path, &config))
         .await
         .map_err(|e| ApiError::internal(format!("analysis worker: {e}")));
-    let _ = std::fs::remove_file(&path);
+    drop(file);
     let analysis = result?.map_err(|e| {
         analysis_error(e.kind.as_str(), format!("{}: {}", clip.filename, e.message))
     })?;
@@ -207,10 +288,20 @@ pub async fn add_track(engine: &Arc<Engine>, form: &Form) -> ApiResult<Value> {
         }
     }
     let dir = engine.data_dir().join("uploads");
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("upload folder: {e}")))?;
     let name = format!("{}.{ext}", blake3::hash(&clip.bytes).to_hex());
-    std::fs::write(dir.join(&name), &clip.bytes)
-        .map_err(|e| ApiError::internal(format!("saving the upload: {e}")))?;
+    // Written under a name of its own, then renamed into place: the content-addressed
+    // name is only ever a complete file, whoever else uploads the same bytes meanwhile.
+    let mut file = TempFile::write(&dir, &ext, &clip.bytes)?;
+    let target = dir.join(&name);
+    let existed = target.exists();
+    std::fs::rename(&file.path, &target)
+        .map_err(|e| ApiError::internal(format!("placing the upload {}: {e}", target.display())))?;
+    file.keep = true;
+    // A rejected upload takes its file with it (unless an earlier upload owns it).
+    let mut placed = TempFile {
+        path: target,
+        keep: existed,
+    };
     meta.insert("op".into(), json!("upsert"));
     meta.insert("path".into(), json!(name));
     let line = Value::Object(meta).to_string();
@@ -224,19 +315,27 @@ pub async fn add_track(engine: &Arc<Engine>, form: &Form) -> ApiResult<Value> {
         .first()
         .map(|i| i.external_id().to_string())
         .unwrap_or_default();
-    let summary = pipeline::run_input(
-        &engine.catalog,
-        engine.data_dir(),
-        input,
-        &pipeline_options(None),
-        std::time::Instant::now(),
-    )
+    // The run goes on in a task of its own: a client that hangs up mid-run must not cut
+    // the run off between its writes (it would leave the run lock and rows half done).
+    let run_engine = engine.clone();
+    let summary = actix_web::rt::spawn(async move {
+        pipeline::run_input(
+            &run_engine.writer,
+            run_engine.data_dir(),
+            input,
+            &pipeline_options(None),
+            std::time::Instant::now(),
+        )
+        .await
+    })
     .await
+    .map_err(|e| ApiError::internal(format!("ingest task: {e}")))?
     .map_err(|e| ApiError::internal(format!("ingest: {e}")))?;
     if let Some(e) = summary.errors.first() {
         return Err(analysis_error(&e.kind, e.message.clone())
             .with_details(json!({ "run": summary.run_id })));
     }
+    placed.keep = true;
     engine.refresh().await?;
     let id = engine
         .catalog
@@ -274,7 +373,7 @@ pub async fn start_ingest(
         let _guard = guard;
         let opts = pipeline_options(Some(on_start));
         match pipeline::run_input(
-            &engine.catalog,
+            &engine.writer,
             engine.data_dir(),
             input,
             &opts,

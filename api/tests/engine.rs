@@ -399,3 +399,58 @@ fn playlists_keep_hard_constraints_or_say_what_they_relaxed() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 12's bar: 200 identical embeddings (re-deliveries of one recording under new
+/// ids, as uploads of one clip are) in a 10,000-track catalogue. Every track's "more like
+/// this" returns its full limit of distinct live recordings: the copies neither trap the
+/// graph walk nor make a short answer after collapsing pass for "no more tracks".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_vectors_starve_no_similar_query() {
+    let dir = std::env::temp_dir().join(format!("motif-engine-flood-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("motif.db").display());
+    let cat = Catalog::open(&url).await.unwrap();
+    let synth = Synth::random(30, 17);
+    const TOTAL: usize = 10_000;
+    const COPIES: usize = 200;
+    let copy = synth.track(0).analysis.unwrap().embedding;
+    for chunk in (0..TOTAL).collect::<Vec<_>>().chunks(500) {
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|&i| {
+                let mut t = synth.track(i);
+                // Every 50th track is a copy of track 0's embedding: spread through the
+                // catalogue as re-deliveries arrive over time.
+                if i % (TOTAL / COPIES) == 0 {
+                    t.analysis.as_mut().unwrap().embedding = copy.clone();
+                    t.content_hash = "the-same-bytes".into();
+                }
+                t
+            })
+            .collect();
+        cat.write_batch(&batch).await.unwrap();
+    }
+    let engine = Engine::open(cat, &dir, Limits::default()).await.unwrap();
+    // Ids are numbered from 1 in write order.
+    let ids: Vec<i64> = (1..=TOTAL as i64).collect();
+    assert_eq!(engine.cards(&ids).unwrap().len(), TOTAL);
+    let limit = 10;
+    let mut plans: HashMap<String, usize> = HashMap::new();
+    for &id in &ids {
+        let page = engine
+            .similar(&SimilarQuery {
+                seeds: vec![(id, 1.0)],
+                limit,
+                ..SimilarQuery::default()
+            })
+            .unwrap();
+        let got: HashSet<i64> = page.results.iter().map(|h| h.track.id).collect();
+        assert_eq!(page.results.len(), limit, "track {id}: {:?}", page.plan);
+        assert_eq!(got.len(), limit, "track {id}: repeated results");
+        assert!(!got.contains(&id), "track {id} is its own neighbour");
+        *plans.entry(page.plan["strategy"].to_string()).or_default() += 1;
+    }
+    eprintln!("plans over {TOTAL} queries: {plans:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -33,6 +33,15 @@ pub struct AnalysisConfig {
     pub max_duration_s: f64,
     /// Shorter audio is refused (`too_short`): tempo and key need a few seconds.
     pub min_duration_s: f64,
+    /// Streams with more samples per second than this (rate x channels) are refused
+    /// before decoding (`unsupported_format`): decoding and loudness cost grow with it,
+    /// so a server analysing clips from anyone bounds it.
+    #[serde(default = "no_rate_limit")]
+    pub max_samples_per_s: u64,
+}
+
+fn no_rate_limit() -> u64 {
+    u64::MAX
 }
 
 impl Default for AnalysisConfig {
@@ -41,6 +50,7 @@ impl Default for AnalysisConfig {
             max_file_bytes: 2 << 30,
             max_duration_s: 4.0 * 3600.0,
             min_duration_s: 1.0,
+            max_samples_per_s: no_rate_limit(),
         }
     }
 }
@@ -226,6 +236,18 @@ fn analyze_inner(
         let (r0, c0, loudness, resampler) = match &mut setup {
             Some(s) => s,
             None => {
+                let per_s = u64::from(rate) * channels as u64;
+                if per_s > config.max_samples_per_s {
+                    return Err(AnalysisError::new(
+                        ErrorKind::UnsupportedFormat,
+                        path,
+                        format!(
+                            "{rate} Hz with {channels} channels is {per_s} samples a second, \
+                             over this server's limit of {}",
+                            config.max_samples_per_s
+                        ),
+                    ));
+                }
                 if !(8_000..=384_000).contains(&rate) || channels > 32 {
                     return Err(AnalysisError::new(
                         ErrorKind::UnsupportedFormat,

@@ -229,6 +229,14 @@ fn missing_file_and_size_limit_are_errors() {
     };
     let e = analyze(&fixtures_dir().join("audio/pop_a_major_120.ogg"), &short).unwrap_err();
     assert_eq!(e.kind, ErrorKind::TooLong);
+    // A server's bound on rate x channels refuses the stream before decoding it.
+    let narrow = AnalysisConfig {
+        max_samples_per_s: 8_000,
+        ..AnalysisConfig::default()
+    };
+    let e = analyze(&fixtures_dir().join("audio/pop_a_major_120.ogg"), &narrow).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::UnsupportedFormat);
+    assert!(e.message.contains("samples a second"), "{}", e.message);
     // A directory is not an audio file.
     let e = analyze(&fixtures_dir(), &AnalysisConfig::default()).unwrap_err();
     assert!(

@@ -48,6 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ingest_root: Some(music.clone()),
         workers: 2,
         refresh_ms: 1000,
+        limits: serve::LimitArgs::default(),
     };
     let config = serve_args.config()?;
     api::http::block_on(async move {

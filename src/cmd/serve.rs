@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use api::engine::{Engine, Limits};
+use api::admission::GateLimits;
 use api::http::ServeConfig;
+use indexer::catalog::PoolSize;
+use indexer::Catalog;
 
 use super::store::{redact, StoreArgs};
 
@@ -32,12 +35,54 @@ pub struct Args {
     /// How often the indexes catch up with the store's change log, in milliseconds.
     #[arg(long, env = "MOTIF_REFRESH_MS", default_value_t = 1000)]
     pub refresh_ms: u64,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What one request may cost (docs/SECURITY.md lists every limit).
+#[derive(clap::Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// Longest audio clip POST /v1/similar analyses, in seconds.
+    #[arg(long, env = "MOTIF_MAX_CLIP_SECONDS", default_value_t = 120.0)]
+    pub max_clip_seconds: f64,
+    /// Clip analyses at once (POST /v1/similar with audio); more wait in a queue.
+    #[arg(long, env = "MOTIF_CLIP_WORKERS", default_value_t = 2)]
+    pub clip_workers: usize,
+    /// Clip requests that may wait for a turn; beyond that, 503 with Retry-After.
+    #[arg(long, env = "MOTIF_CLIP_QUEUE", default_value_t = 8)]
+    pub clip_queue: usize,
+    /// Track uploads that may wait for their turn (one runs at a time); beyond that,
+    /// 503 with Retry-After.
+    #[arg(long, env = "MOTIF_UPLOAD_QUEUE", default_value_t = 32)]
+    pub upload_queue: usize,
+    /// Longest time to receive a JSON request body, in seconds (uploads get ten times it).
+    #[arg(long, env = "MOTIF_BODY_TIMEOUT_S", default_value_t = 30)]
+    pub body_timeout_s: u64,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        LimitArgs {
+            max_clip_seconds: 120.0,
+            clip_workers: 2,
+            clip_queue: 8,
+            upload_queue: 32,
+            body_timeout_s: 30,
+        }
+    }
 }
 
 impl Args {
     pub fn config(&self) -> anyhow::Result<ServeConfig> {
         anyhow::ensure!(self.workers > 0, "--workers must be at least 1");
         anyhow::ensure!(self.refresh_ms > 0, "--refresh-ms must be at least 1");
+        anyhow::ensure!(
+            self.limits.max_clip_seconds.is_finite() && self.limits.max_clip_seconds >= 1.0,
+            "--max-clip-seconds must be at least 1"
+        );
+        anyhow::ensure!(self.limits.clip_workers > 0, "--clip-workers must be at least 1");
+        anyhow::ensure!(self.limits.body_timeout_s > 0, "--body-timeout-s must be at least 1");
+        let defaults = ServeConfig::default();
         let ingest_root = match &self.ingest_root {
             Some(r) => Some(
                 r.canonicalize()
@@ -50,7 +95,20 @@ impl Args {
             ingest_root,
             refresh_every: Duration::from_millis(self.refresh_ms),
             workers: self.workers,
-            ..ServeConfig::default()
+            max_clip_seconds: self.limits.max_clip_seconds,
+            clip_gate: GateLimits {
+                running: self.limits.clip_workers,
+                queue: self.limits.clip_queue,
+                ..defaults.clip_gate
+            },
+            write_gate: GateLimits {
+                queue: self.limits.upload_queue,
+                ..defaults.write_gate
+            },
+            json_body_timeout: Duration::from_secs(self.limits.body_timeout_s),
+            upload_body_timeout: Duration::from_secs(self.limits.body_timeout_s * 10),
+            body_idle_timeout: Duration::from_secs(self.limits.body_timeout_s.min(10)),
+            ..defaults
         })
     }
 }
@@ -64,11 +122,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the store and the indexes (catching up), as every server start does.
+/// On Postgres, queries and writes get pools of their own: uploads waiting for the run
+/// lock hold connections, and must not take the ones queries and refreshes need.
 pub async fn open_engine(store: &StoreArgs) -> anyhow::Result<Arc<Engine>> {
-    let catalog = store.open().await?;
+    let readers = PoolSize {
+        max_connections: 8,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let catalog = store.open_with(readers).await?;
+    let writer = match &catalog {
+        Catalog::Postgres(_) => {
+            let writers = PoolSize {
+                max_connections: 4,
+                acquire_timeout: Duration::from_secs(10),
+            };
+            Catalog::open_with(&store.url(), writers)
+                .await
+                .context("opening the write pool")?
+        }
+        Catalog::Sqlite(_) => catalog.clone(),
+    };
     let engine = Engine::open(catalog, &store.data_dir, Limits::default())
         .await
-        .context("opening the indexes")?;
+        .context("opening the indexes")?
+        .with_writer(writer);
     crate::release_free_memory();
     Ok(Arc::new(engine))
 }

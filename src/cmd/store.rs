@@ -29,6 +29,11 @@ impl StoreArgs {
     /// Prints the configuration (without a password) and opens the store, applying
     /// migrations.
     pub async fn open(&self) -> anyhow::Result<Catalog> {
+        self.open_with(indexer::catalog::PoolSize::default()).await
+    }
+
+    /// [`open`](Self::open) with a pool of the given size (Postgres).
+    pub async fn open_with(&self, pool: indexer::catalog::PoolSize) -> anyhow::Result<Catalog> {
         let url = self.url();
         eprintln!(
             "motif: database {} | data dir {}",
@@ -37,7 +42,7 @@ impl StoreArgs {
         );
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("creating data dir {}", self.data_dir.display()))?;
-        Catalog::open(&url)
+        Catalog::open_with(&url, pool)
             .await
             .with_context(|| format!("opening the catalogue at {}", redact(&url)))
     }

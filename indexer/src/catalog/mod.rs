@@ -76,6 +76,25 @@ pub enum Catalog {
     Sqlite(sqlx::SqlitePool),
 }
 
+/// Connection pool bounds (Postgres). A server opens two stores over one database: one
+/// for queries and health, one for writes, so a burst of uploads cannot take every
+/// connection from the readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSize {
+    pub max_connections: u32,
+    /// How long a caller waits for a free connection before an error.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        PoolSize {
+            max_connections: 8,
+            acquire_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
 /// Held while an ingest run writes: a second `motif index` against the same store waits
 /// for the first to finish (then finds its work done) instead of racing it.
 pub enum RunLock {
@@ -107,8 +126,14 @@ impl Catalog {
     /// migrations. `postgres://...` or `postgresql://...` for Postgres; `sqlite://PATH` or
     /// a bare path for SQLite; `sqlite::memory:` for a throwaway in-memory store.
     pub async fn open(url: &str) -> Result<Catalog> {
+        Catalog::open_with(url, PoolSize::default()).await
+    }
+
+    /// [`open`](Self::open) with a pool of the given size (Postgres; SQLite keeps its
+    /// own, since it has one writer whatever the pool).
+    pub async fn open_with(url: &str, pool: PoolSize) -> Result<Catalog> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Catalog::Postgres(postgres::open(url).await?))
+            Ok(Catalog::Postgres(postgres::open(url, pool).await?))
         } else if url == "sqlite::memory:" {
             Ok(Catalog::Sqlite(sqlite::open_memory().await?))
         } else if let Some(path) = url.strip_prefix("sqlite://") {
@@ -148,6 +173,44 @@ impl Catalog {
                 Ok(RunLock::File(f))
             }
         }
+    }
+
+    /// The run lock if no run holds it now (`None` when one does), without waiting.
+    pub async fn try_lock_runs(&self, lock_file: &Path) -> Result<Option<RunLock>> {
+        match self {
+            Catalog::Postgres(p) => postgres::try_lock_runs(p).await,
+            Catalog::Sqlite(_) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(lock_file)
+                    .map_err(|e| CatalogError::Sql(sqlx::Error::Io(e)))?;
+                match f.try_lock() {
+                    Ok(()) => Ok(Some(RunLock::File(f))),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        Err(CatalogError::Sql(sqlx::Error::Io(e)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks runs left `running` by a killed process as `interrupted`, when no run is in
+    /// progress (the run lock is free); returns how many. A server calls this at start-up
+    /// so a status poll does not show a dead run as running until the next run starts.
+    pub async fn close_interrupted_runs(&self, lock_file: &Path) -> Result<u64> {
+        let Some(lock) = self.try_lock_runs(lock_file).await? else {
+            return Ok(0);
+        };
+        let q = "UPDATE ingest_runs SET status = 'interrupted' WHERE status = 'running'";
+        let closed = match self {
+            Catalog::Postgres(p) => sqlx::query(q).execute(p).await.map(|r| r.rows_affected()),
+            Catalog::Sqlite(p) => sqlx::query(q).execute(p).await.map(|r| r.rows_affected()),
+        };
+        lock.release().await?;
+        Ok(closed?)
     }
 
     /// The stored state of each external id that exists (missing ids are absent).

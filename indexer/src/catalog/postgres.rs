@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
@@ -21,10 +20,10 @@ const WRITE_LOCK_KEY: i64 = 0x6d6f_7469_6602;
 /// Tag links from which a batch goes in by COPY rather than INSERT.
 const COPY_MIN_ROWS: usize = 512;
 
-pub(super) async fn open(url: &str) -> Result<PgPool> {
+pub(super) async fn open(url: &str, pool: super::PoolSize) -> Result<PgPool> {
     let pool = PgPoolOptions::new()
-        .max_connections(8)
-        .acquire_timeout(Duration::from_secs(30))
+        .max_connections(pool.max_connections)
+        .acquire_timeout(pool.acquire_timeout)
         .connect(url)
         .await?;
     // Two processes starting at once must not both apply the migrations.
@@ -46,11 +45,25 @@ pub(super) async fn open(url: &str) -> Result<PgPool> {
 
 pub(super) async fn lock_runs(pool: &PgPool) -> Result<super::RunLock> {
     let mut conn = pool.acquire().await?;
+    // The lock belongs to the session: a run dropped before `release` (a request whose
+    // client went away) must not hand a connection still holding it back to the pool.
+    conn.close_on_drop();
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(RUN_LOCK_KEY)
         .execute(&mut *conn)
         .await?;
     Ok(super::RunLock::Postgres(conn))
+}
+
+/// The run lock if no run holds it now (`None` otherwise).
+pub(super) async fn try_lock_runs(pool: &PgPool) -> Result<Option<super::RunLock>> {
+    let mut conn = pool.acquire().await?;
+    conn.close_on_drop();
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(RUN_LOCK_KEY)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(got.then_some(super::RunLock::Postgres(conn)))
 }
 
 async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {

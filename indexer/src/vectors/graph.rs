@@ -149,6 +149,10 @@ fn random_level(n: usize, m: usize) -> usize {
     (level as usize).min(MAX_LEVEL)
 }
 
+/// Cosine distance under which two vectors count as the same point for link selection
+/// (f32 rounding of identical unit vectors stays far below it).
+const SAME_POINT: f32 = 1e-6;
+
 fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -266,6 +270,11 @@ impl Graph {
     /// candidate only if it is nearer to the query than to every candidate kept before
     /// it, up to `cap`. Links then point in different directions, which keeps clusters
     /// connected to each other.
+    ///
+    /// A candidate identical to one already kept adds no direction and is skipped.
+    /// Without that rule, copies of one vector (distance 0 to each other, and so never
+    /// "nearer to another kept copy" than to the query) keep only each other as links
+    /// and become a closed room that a search walks into and cannot leave.
     fn diverse(&self, sorted: &[Near], cap: usize) -> Vec<Near> {
         if sorted.len() <= cap {
             return sorted.to_vec();
@@ -276,7 +285,11 @@ impl Graph {
                 break;
             }
             let v = self.vector(c.node);
-            if kept.iter().all(|k| self.distance(v, k.node) >= c.dist) {
+            let ok = kept.iter().all(|k| {
+                let d = self.distance(v, k.node);
+                d > SAME_POINT && d >= c.dist
+            });
+            if ok {
                 kept.push(c);
             }
         }
@@ -687,6 +700,41 @@ mod tests {
         let err = Graph::read_from(&mut bad.as_slice()).err().unwrap();
         assert!(err.contains("missing node"), "{err}");
         assert!(Graph::read_from(&mut &b"MOTIF-HNSW-0"[..]).is_err());
+    }
+
+    /// Hundreds of copies of one vector among distinct ones: every node's walk still
+    /// finds its true neighbours (copies must not wall a region off).
+    #[test]
+    fn a_flood_of_identical_vectors_traps_no_search() {
+        let dim = 16;
+        let copy = unit(424_242, dim);
+        let mut vectors: Vec<Vec<f32>> = (0..3_000).map(|i| unit(i, dim)).collect();
+        // 200 copies inserted among the others, as re-deliveries arrive over time.
+        for i in 0..200 {
+            vectors.insert(i * 14 + 7, copy.clone());
+        }
+        let mut g = Graph::new(dim, 16, 200, 0);
+        for chunk in vectors.chunks(700) {
+            let refs: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
+            g.insert(&refs);
+        }
+        let k = 10;
+        let (mut hits, mut short) = (0, 0);
+        for v in &vectors {
+            let got = g.search(v, k, 128, None);
+            if got.len() < k {
+                short += 1;
+            }
+            let want = exact(&vectors, v, k + 200);
+            let cutoff = 1.0 - dot(v, &vectors[want[k - 1] as usize]);
+            // Ties at the cutoff (the copies) make several answers right: count a hit
+            // when a found node is at least as near as the k-th true neighbour.
+            hits += got.iter().filter(|n| n.dist <= cutoff + 1e-5).count();
+        }
+        assert_eq!(short, 0, "searches answering fewer than {k}");
+        let recall = hits as f64 / (vectors.len() * k) as f64;
+        assert!(recall >= 0.95, "recall@{k} {recall}");
+        eprintln!("flood recall@{k} {recall}");
     }
 
     #[test]

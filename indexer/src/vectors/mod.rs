@@ -288,7 +288,21 @@ impl VectorIndex {
             // A long answer (a playlist's candidate pool) is cheaper as a scan than as a
             // graph walk with a candidate list that long.
             _ if k > LONG_ANSWER => (self.scan(query, k, allowed), Plan::Exact),
-            None => (self.search(query, k, None), Plan::Hnsw),
+            None => {
+                let got = self.search(query, k, None);
+                if got.len() >= k.min(self.len()) {
+                    return (got, Plan::Hnsw);
+                }
+                // The walk was trapped (a flood of identical vectors can wall a region
+                // off): a short answer must never read as "no more tracks". Widen the
+                // beam once, then score every point.
+                let ef = (4 * self.params.ef_search).max(4 * k);
+                let wider = self.search_ef(query, k, ef, None);
+                if wider.len() >= k.min(self.len()) {
+                    return (wider, Plan::Hnsw);
+                }
+                (self.scan(query, k, None), Plan::Exact)
+            }
             Some(set) if set.len() <= exact_max => (self.scan(query, k, Some(set)), Plan::Exact),
             Some(set) => {
                 let f = |t: i64| set.contains(t);

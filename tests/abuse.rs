@@ -67,7 +67,12 @@ fn setup(backend: &str) -> Setup {
         ],
         &place.dir,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let server = start_server(&place, &url, &music);
     Setup {
         place,
@@ -180,7 +185,11 @@ fn bounded_requests(s: &Server) {
     assert!(ids.len() >= 12, "{ids:?}");
     let id = ids[0];
     // 1. Cursors: a huge offset, one near u64::MAX, garbage; every route that pages.
-    for cursor in ["o100000000000000", "o18446744073709551615", "o99999999999999999999999"] {
+    for cursor in [
+        "o100000000000000",
+        "o18446744073709551615",
+        "o99999999999999999999999",
+    ] {
         let (st, v) = s.get(&format!("/v1/tracks/{id}/similar?cursor={cursor}"));
         assert_eq!(st, 400, "{v}");
         assert!(["cursor_too_deep", "bad_cursor"].contains(&code(&v)), "{v}");
@@ -193,7 +202,11 @@ fn bounded_requests(s: &Server) {
         let (st, v) = s.post_json("/v1/search/hybrid", &json!({"q": "song", "cursor": cursor}));
         assert_eq!(st, 400, "{v}");
     }
-    expect(s.get(&format!("/v1/tracks/{id}/similar?cursor=o10001")), 400, "cursor_too_deep");
+    expect(
+        s.get(&format!("/v1/tracks/{id}/similar?cursor=o10001")),
+        400,
+        "cursor_too_deep",
+    );
     // The deepest page allowed answers, and never hands out a cursor pointing backwards
     // or past the bound.
     for path in [
@@ -213,23 +226,55 @@ fn bounded_requests(s: &Server) {
     let seeds: Vec<i64> = std::iter::repeat_n(id, 700_000).collect();
     let big = json!({ "seeds": seeds }).to_string();
     assert!(big.len() > 1 << 20);
-    let (st, v) = s.send("POST", "/v1/similar", &[("content-type", "application/json")], big.as_bytes());
+    let (st, v) = s.send(
+        "POST",
+        "/v1/similar",
+        &[("content-type", "application/json")],
+        big.as_bytes(),
+    );
     assert_eq!((st, code(&v)), (413, "too_large"), "{v}");
-    let (st, v) = s.send("POST", "/v1/playlists", &[("content-type", "application/json")], big.as_bytes());
+    let (st, v) = s.send(
+        "POST",
+        "/v1/playlists",
+        &[("content-type", "application/json")],
+        big.as_bytes(),
+    );
     assert_eq!((st, code(&v)), (413, "too_large"), "{v}");
     let many: Vec<i64> = std::iter::repeat_n(id, 101).collect();
-    expect(s.post_json("/v1/similar", &json!({ "seeds": many })), 400, "too_many");
-    expect(s.post_json("/v1/playlists", &json!({ "seeds": many })), 400, "too_many");
-    expect(s.post_json("/v1/search/hybrid", &json!({ "like": many })), 400, "too_many");
+    expect(
+        s.post_json("/v1/similar", &json!({ "seeds": many })),
+        400,
+        "too_many",
+    );
+    expect(
+        s.post_json("/v1/playlists", &json!({ "seeds": many })),
+        400,
+        "too_many",
+    );
+    expect(
+        s.post_json("/v1/search/hybrid", &json!({ "like": many })),
+        400,
+        "too_many",
+    );
     let artists: Vec<String> = (0..1_001).map(|i| format!("artist {i}")).collect();
     let v = expect(
-        s.post_json("/v1/similar", &json!({ "seeds": [id], "filters": { "exclude_artists": artists } })),
+        s.post_json(
+            "/v1/similar",
+            &json!({ "seeds": [id], "filters": { "exclude_artists": artists } }),
+        ),
         400,
         "too_many",
     );
     assert_eq!(v["error"]["details"]["max"], 1000, "{v}");
     let tags: Vec<String> = (0..101).map(|i| format!("tempo:t{i}")).collect();
-    expect(s.post_json("/v1/similar", &json!({ "seeds": [id], "filters": { "tags": tags } })), 400, "too_many");
+    expect(
+        s.post_json(
+            "/v1/similar",
+            &json!({ "seeds": [id], "filters": { "tags": tags } }),
+        ),
+        400,
+        "too_many",
+    );
     // Repeated seeds are fine (and cheap).
     let (st, v) = s.post_json("/v1/similar", &json!({ "seeds": [id, id, id] }));
     assert_eq!(st, 200, "{v}");
@@ -237,9 +282,17 @@ fn bounded_requests(s: &Server) {
     for path in ["/v1/ingest/1", "/v1/ingest/999999"] {
         let (st, v) = s.get(path);
         assert_eq!(st, 401, "{v}");
-        assert!(!v.to_string().contains('/') || !v.to_string().contains("motif-e2e"), "{v}");
+        assert!(
+            !v.to_string().contains('/') || !v.to_string().contains("motif-e2e"),
+            "{v}"
+        );
     }
-    let (st, v) = s.send("GET", "/v1/ingest/999999", &[("authorization", &auth())], b"");
+    let (st, v) = s.send(
+        "GET",
+        "/v1/ingest/999999",
+        &[("authorization", &auth())],
+        b"",
+    );
     assert_eq!((st, code(&v)), (404, "unknown_run"), "{v}");
     // A 1e38 vector is a direction like any other; non-finite values are refused.
     let dim = 75;
@@ -252,7 +305,11 @@ fn bounded_requests(s: &Server) {
     let tiny: Vec<f64> = (0..dim).map(|i| if i == 3 { 1e-38 } else { 0.0 }).collect();
     let (st, v) = s.post_json("/v1/similar", &json!({ "vector": tiny }));
     assert_eq!(st, 200, "{v}");
-    expect(s.post_json("/v1/similar", &json!({ "vector": vec![0.0; dim] })), 400, "bad_vector");
+    expect(
+        s.post_json("/v1/similar", &json!({ "vector": vec![0.0; dim] })),
+        400,
+        "bad_vector",
+    );
     // Long query strings: our JSON 414 up to what the HTTP layer reads; past that the
     // HTTP layer answers on its own, and the server stays up.
     let long = "a".repeat(20_000);
@@ -260,7 +317,10 @@ fn bounded_requests(s: &Server) {
     assert_eq!((st, code(&v)), (414, "query_too_long"), "{v}");
     let mut c = TcpStream::connect(&s.addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let head = format!("GET /v1/search?q={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "b".repeat(100_000));
+    let head = format!(
+        "GET /v1/search?q={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "b".repeat(100_000)
+    );
     let _ = c.write_all(head.as_bytes());
     let mut raw = Vec::new();
     let _ = c.read_to_end(&mut raw);
@@ -276,11 +336,18 @@ fn clips_and_uploads(st: &Setup) {
     let uploads = st.place.dir.join("server/uploads");
     let before: HashSet<String> = files_in(&uploads).into_iter().collect();
     // A clip beyond the rate x channels bound: refused before decoding.
-    let six = std::fs::read(repo().join("fixtures/audio/formats/pop_a_major_120.s16.96k.6ch.wav")).unwrap();
+    let six = std::fs::read(repo().join("fixtures/audio/formats/pop_a_major_120.s16.96k.6ch.wav"))
+        .unwrap();
     let (ct, body) = multipart(&[("audio", Some("six.wav"), &six)]);
     let (code_, v) = s.send("POST", "/v1/similar", &[("content-type", &ct)], &body);
     assert_eq!((code_, code(&v)), (415, "unsupported_format"), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("samples a second"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("samples a second"),
+        "{v}"
+    );
     // Longer than the clip limit (120 s by default).
     let long = wav(8_000, 1, 125.0);
     let (ct, body) = multipart(&[("audio", Some("long.wav"), &long)]);
@@ -297,8 +364,15 @@ fn clips_and_uploads(st: &Setup) {
     assert_eq!(r.status, 413, "{}", r.text());
     // Two audio parts: refused, not "the last one wins".
     let clip = fixture("funk_e_minor_100.ogg");
-    let (ct, body) = multipart(&[("audio", Some("a.ogg"), &clip), ("audio", Some("b.ogg"), &clip)]);
-    expect(s.send("POST", "/v1/similar", &[("content-type", &ct)], &body), 400, "duplicate_field");
+    let (ct, body) = multipart(&[
+        ("audio", Some("a.ogg"), &clip),
+        ("audio", Some("b.ogg"), &clip),
+    ]);
+    expect(
+        s.send("POST", "/v1/similar", &[("content-type", &ct)], &body),
+        400,
+        "duplicate_field",
+    );
     // Clip concurrency: one analysis at a time, one waiting; the rest get 503 at once.
     let addr = s.addr.clone();
     let (ct, body) = multipart(&[("audio", Some("funk.ogg"), &clip)]);
@@ -307,7 +381,13 @@ fn clips_and_uploads(st: &Setup) {
             .map(|_| {
                 let (addr, ct, body) = (addr.clone(), ct.clone(), body.clone());
                 sc.spawn(move || {
-                    let r = request(&addr, "POST", "/v1/similar", &[("content-type", &ct)], &body);
+                    let r = request(
+                        &addr,
+                        "POST",
+                        "/v1/similar",
+                        &[("content-type", &ct)],
+                        &body,
+                    );
                     (r.status, r.headers.to_ascii_lowercase())
                 })
             })
@@ -321,24 +401,48 @@ fn clips_and_uploads(st: &Setup) {
         );
     }
     assert!(answers.iter().any(|a| a.0 == 200), "{answers:?}");
-    assert!(answers.iter().any(|a| a.0 == 503), "six clips at once with one worker and a queue of one: {answers:?}");
+    assert!(
+        answers.iter().any(|a| a.0 == 503),
+        "six clips at once with one worker and a queue of one: {answers:?}"
+    );
     // A rejected upload leaves no file; clip files never outlive their request.
     let junk = std::fs::read(repo().join("fixtures/bad/truncated.mp3")).unwrap();
     let (ct, body) = multipart(&[
         ("audio", Some("junk.mp3"), &junk),
-        ("metadata", None, br#"{"external_id": "junk-1", "title": "Junk"}"#),
+        (
+            "metadata",
+            None,
+            br#"{"external_id": "junk-1", "title": "Junk"}"#,
+        ),
     ]);
-    let (code_, v) = s.send("POST", "/v1/tracks", &[("content-type", &ct), ("authorization", &auth())], &body);
+    let (code_, v) = s.send(
+        "POST",
+        "/v1/tracks",
+        &[("content-type", &ct), ("authorization", &auth())],
+        &body,
+    );
     assert!((400..500).contains(&code_), "{v}");
     let (ct, body) = multipart(&[
         ("audio", Some("ok.ogg"), &clip),
-        ("metadata", None, br#"{"external_id": "bad-meta", "isrc": "not an isrc"}"#),
+        (
+            "metadata",
+            None,
+            br#"{"external_id": "bad-meta", "isrc": "not an isrc"}"#,
+        ),
     ]);
-    let (code_, v) = s.send("POST", "/v1/tracks", &[("content-type", &ct), ("authorization", &auth())], &body);
+    let (code_, v) = s.send(
+        "POST",
+        "/v1/tracks",
+        &[("content-type", &ct), ("authorization", &auth())],
+        &body,
+    );
     assert!((400..500).contains(&code_), "{v}");
     let after: HashSet<String> = files_in(&uploads).into_iter().collect();
     assert_eq!(after, before, "rejected uploads left files");
-    assert!(files_in(&uploads.join("clips")).is_empty(), "clip files left behind");
+    assert!(
+        files_in(&uploads.join("clips")).is_empty(),
+        "clip files left behind"
+    );
 }
 
 /// Reproductions 3, 4 and 5: `n` parallel uploads of one clip's identical bytes under new
@@ -378,13 +482,17 @@ fn parallel_uploads_then_duplicate_flood(st: &Setup, n: usize) {
     let created = answers.iter().filter(|a| a.0 == 201).count();
     for (status, headers, v) in &answers {
         assert!(
-            *status == 201 || (*status == 503 && headers.contains("retry-after:") && code(v) == "busy"),
+            *status == 201
+                || (*status == 503 && headers.contains("retry-after:") && code(v) == "busy"),
             "{status}: {v}"
         );
     }
     assert!(created >= 1, "no upload went through");
     let polls = health.lock().unwrap().clone();
-    assert!(polls.iter().all(|p| p.0 == 200), "health failed during uploads: {polls:?}");
+    assert!(
+        polls.iter().all(|p| p.0 == 200),
+        "health failed during uploads: {polls:?}"
+    );
     let worst = polls.iter().map(|p| p.1).max().unwrap_or_default();
     eprintln!(
         "{n} parallel uploads: {created} created, {} shed with 503; health polled {} times, slowest {:.1} ms",
@@ -426,7 +534,9 @@ fn slow_client(s: &Server) {
     let started = Instant::now();
     let mut sent = 0;
     while started.elapsed() < Duration::from_secs(8) {
-        if c.write_all(&body[sent % body.len()..sent % body.len() + 1]).is_err() {
+        if c.write_all(&body[sent % body.len()..sent % body.len() + 1])
+            .is_err()
+        {
             break;
         }
         sent += 1;
@@ -445,7 +555,11 @@ fn slow_client(s: &Server) {
 fn killed_run_reads_interrupted(mut st: Setup) {
     let manifest: String = files_in(&st.music)
         .iter()
-        .map(|f| json!({"op": "upsert", "external_id": format!("again-{f}"), "path": f, "title": f}).to_string() + "\n")
+        .map(|f| {
+            json!({"op": "upsert", "external_id": format!("again-{f}"), "path": f, "title": f})
+                .to_string()
+                + "\n"
+        })
         .collect();
     // An ingest the property run started may still be going: wait for our turn.
     let mut answer = (0, Value::Null);
@@ -453,7 +567,10 @@ fn killed_run_reads_interrupted(mut st: Setup) {
         answer = st.server.send(
             "POST",
             "/v1/ingest",
-            &[("content-type", "application/x-ndjson"), ("authorization", &auth())],
+            &[
+                ("content-type", "application/x-ndjson"),
+                ("authorization", &auth()),
+            ],
             manifest.as_bytes(),
         );
         answer.0 != 409
@@ -465,7 +582,12 @@ fn killed_run_reads_interrupted(mut st: Setup) {
     st.server.child.kill().unwrap();
     let _ = st.server.child.wait();
     st.server = start_server(&st.place, &st.url, &st.music);
-    let (code_, v) = st.server.send("GET", &format!("/v1/ingest/{run}"), &[("authorization", &auth())], b"");
+    let (code_, v) = st.server.send(
+        "GET",
+        &format!("/v1/ingest/{run}"),
+        &[("authorization", &auth())],
+        b"",
+    );
     assert_eq!(code_, 200, "{v}");
     let status = v["run"]["status"].as_str().unwrap_or("");
     // A fast run may have finished before the kill; it must never read `running`.
@@ -518,12 +640,19 @@ fn fuzz_routes(s: &Server, cases: u32) {
             let path = fill_path(path, known, &params);
             let mut query = String::new();
             for (i, (n, v)) in params.iter().enumerate() {
-                let name = names.get(*n % names.len().max(1)).cloned().unwrap_or_else(|| "x".into());
+                let name = names
+                    .get(*n % names.len().max(1))
+                    .cloned()
+                    .unwrap_or_else(|| "x".into());
                 let name = name.replace("<attribute>", "tempo_bpm");
                 query.push(if i == 0 { '?' } else { '&' });
                 query.push_str(&format!("{}={}", enc(&name), enc(v)));
             }
-            let body_bytes = if *has_body { body.to_string().into_bytes() } else { Vec::new() };
+            let body_bytes = if *has_body {
+                body.to_string().into_bytes()
+            } else {
+                Vec::new()
+            };
             let mut headers = vec![("content-type", "application/json".to_string())];
             if with_token {
                 headers.push(("authorization", auth()));
@@ -534,8 +663,14 @@ fn fuzz_routes(s: &Server, cases: u32) {
             *statuses.lock().unwrap().entry(resp.status).or_default() += 1;
             let ok_status = (200..300).contains(&resp.status)
                 || (400..500).contains(&resp.status)
-                || (resp.status == 503 && resp.headers.to_ascii_lowercase().contains("retry-after:"));
-            prop_assert!(ok_status, "{method} {target} -> {} {}", resp.status, resp.text());
+                || (resp.status == 503
+                    && resp.headers.to_ascii_lowercase().contains("retry-after:"));
+            prop_assert!(
+                ok_status,
+                "{method} {target} -> {} {}",
+                resp.status,
+                resp.text()
+            );
             if resp.status >= 400 {
                 let v = resp.json();
                 prop_assert!(
@@ -546,9 +681,21 @@ fn fuzz_routes(s: &Server, cases: u32) {
                 );
             }
             let (hs_, _) = s.get("/v1/health");
-            prop_assert_eq!(hs_, 200, "the server stopped answering after {} {}", method, target);
+            prop_assert_eq!(
+                hs_,
+                200,
+                "the server stopped answering after {} {}",
+                method,
+                target
+            );
             let rss = proc_rss_mb(pid);
-            prop_assert!(rss < RSS_CEILING_MB, "RSS {} MB after {} {}", rss, method, target);
+            prop_assert!(
+                rss < RSS_CEILING_MB,
+                "RSS {} MB after {} {}",
+                rss,
+                method,
+                target
+            );
             Ok(())
         })
         .unwrap();
@@ -563,9 +710,11 @@ fn proc_rss_mb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<u64>().ok())
+            })
         })
         .map_or(0, |kb| kb / 1024)
 }
@@ -578,10 +727,14 @@ fn fill_path(pattern: &str, known: i64, params: &[(usize, String)]) -> String {
         3 => "9223372036854775807".to_string(),
         _ => params.first().map_or("0".into(), |p| enc(&p.1)),
     };
-    pattern
-        .replace("{id}", &id)
-        .replace("{run}", &id)
-        .replace("{tag}", if pick % 2 == 0 { "tempo:moderate" } else { "no:such%20tag" })
+    pattern.replace("{id}", &id).replace("{run}", &id).replace(
+        "{tag}",
+        if pick.is_multiple_of(2) {
+            "tempo:moderate"
+        } else {
+            "no:such%20tag"
+        },
+    )
 }
 
 /// Percent-encodes everything but unreserved characters.
@@ -600,12 +753,51 @@ fn enc(s: &str) -> String {
 fn extreme_text() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "", "0", "-1", "1", "500", "501", "1e308", "-1e308", "NaN", "inf", "1e38",
-            "18446744073709551615", "9223372036854775808", "o0", "o10000", "o10001",
-            "o100000000000000", "o18446744073709551615", "o-1", "true", "false",
-            "tempo:moderate", "energy:high", "nope:nope", "C", "F#", "8A", "13C", "major",
-            "minor", "active", "taken_down", "bpm:80-100", "\"unclosed", "tag:", "key:",
-            "artist:\"a b\"", "*", "(", ")", "AND OR", "%", "\u{0}", "é", "🎵",
+            "",
+            "0",
+            "-1",
+            "1",
+            "500",
+            "501",
+            "1e308",
+            "-1e308",
+            "NaN",
+            "inf",
+            "1e38",
+            "18446744073709551615",
+            "9223372036854775808",
+            "o0",
+            "o10000",
+            "o10001",
+            "o100000000000000",
+            "o18446744073709551615",
+            "o-1",
+            "true",
+            "false",
+            "tempo:moderate",
+            "energy:high",
+            "nope:nope",
+            "C",
+            "F#",
+            "8A",
+            "13C",
+            "major",
+            "minor",
+            "active",
+            "taken_down",
+            "bpm:80-100",
+            "\"unclosed",
+            "tag:",
+            "key:",
+            "artist:\"a b\"",
+            "*",
+            "(",
+            ")",
+            "AND OR",
+            "%",
+            "\u{0}",
+            "é",
+            "🎵",
         ])
         .prop_map(str::to_string),
         "[ -~]{0,64}",
@@ -622,8 +814,10 @@ fn extreme_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        prop::sample::select(vec![0.0, -1.0, 1e38, -1e38, 1e-38, 5e-324, 1.7e308, 0.5, 10.0, 86_400.0, 86_401.0])
-            .prop_map(Value::from),
+        prop::sample::select(vec![
+            0.0, -1.0, 1e38, -1e38, 1e-38, 5e-324, 1.7e308, 0.5, 10.0, 86_400.0, 86_401.0
+        ])
+        .prop_map(Value::from),
         extreme_text().prop_map(Value::from),
     ];
     let value = leaf.prop_recursive(3, 64, 8, |inner| {
@@ -643,17 +837,53 @@ fn extreme_json() -> impl Strategy<Value = Value> {
 
 fn field_name() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "seeds", "vector", "filters", "limit", "cursor", "max_per_artist", "q", "like",
-        "fusion", "weights", "explain", "text", "size", "duration_s", "tolerance_s",
-        "artist_gap", "order", "seed", "targets", "tags", "tags_any", "tags_none", "ranges",
-        "key", "mode", "camelot", "status", "exclude_artists", "id", "weight", "min", "max",
-        "energy", "tempo_bpm", "op", "external_id", "path", "unknown",
+        "seeds",
+        "vector",
+        "filters",
+        "limit",
+        "cursor",
+        "max_per_artist",
+        "q",
+        "like",
+        "fusion",
+        "weights",
+        "explain",
+        "text",
+        "size",
+        "duration_s",
+        "tolerance_s",
+        "artist_gap",
+        "order",
+        "seed",
+        "targets",
+        "tags",
+        "tags_any",
+        "tags_none",
+        "ranges",
+        "key",
+        "mode",
+        "camelot",
+        "status",
+        "exclude_artists",
+        "id",
+        "weight",
+        "min",
+        "max",
+        "energy",
+        "tempo_bpm",
+        "op",
+        "external_id",
+        "path",
+        "unknown",
     ])
     .prop_map(str::to_string)
 }
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn hostile_client(backend: &str) {

@@ -67,8 +67,7 @@ impl Gate {
         if queued >= self.limits.queue {
             return Err(self.busy("the queue is full"));
         }
-        match tokio::time::timeout(self.limits.max_wait, self.slots.clone().acquire_owned()).await
-        {
+        match tokio::time::timeout(self.limits.max_wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(Turn { _permit: p }),
             _ => Err(self.busy("no turn came within the wait limit")),
         }
@@ -79,7 +78,10 @@ impl Gate {
         ApiError::new(
             503,
             "busy",
-            format!("too many {} requests at once ({why}): retry later", self.name),
+            format!(
+                "too many {} requests at once ({why}): retry later",
+                self.name
+            ),
         )
         .with_details(json!({
             "work": self.name,

@@ -159,7 +159,9 @@ impl Engine {
             .close_interrupted_runs(&data_dir.join("motif.lock"))
             .await?;
         if closed > 0 {
-            tracing::warn!("{closed} ingest run(s) left running by a stopped process marked interrupted");
+            tracing::warn!(
+                "{closed} ingest run(s) left running by a stopped process marked interrupted"
+            );
         }
         let store_view = Mutex::new(StoreView {
             seq: indexes.applied_seq(),
@@ -727,7 +729,10 @@ fn group_facets(counts: Vec<(String, u64)>, top: usize) -> Value {
 /// magnitude, so components near f32's limits (1e38) neither overflow nor vanish.
 pub fn normalise(mut v: Vec<f32>) -> ApiResult<Vec<f32>> {
     if v.iter().any(|x| !x.is_finite()) {
-        return Err(ApiError::bad("bad_vector", "the query vector has a non-finite value"));
+        return Err(ApiError::bad(
+            "bad_vector",
+            "the query vector has a non-finite value",
+        ));
     }
     let peak = v.iter().fold(0f64, |m, x| m.max(f64::from(x.abs())));
     if peak == 0.0 {

@@ -12,7 +12,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::future::LocalBoxFuture;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -280,7 +280,22 @@ async fn dispatch(
             .with_details(json!({ "max_bytes": MAX_QUERY })));
         }
         let body = read_body(route, &req, &mut payload, &st.config).await?;
-        (route.handler)(req, body, st.clone()).await
+        // A panic in a handler is a bug, but it must cost one request a 500, not the
+        // worker and every connection on it.
+        std::panic::AssertUnwindSafe((route.handler)(req, body, st.clone()))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(ApiError::internal(format!(
+                    "handler of {} {} panicked: {what}",
+                    route.method, route.path
+                )))
+            })
     }
     .await;
     let response = answer.unwrap_or_else(|e| error_response(&e));

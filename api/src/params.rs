@@ -110,7 +110,9 @@ pub fn cursor(value: Option<&str>) -> ApiResult<usize> {
     if offset > MAX_OFFSET {
         return Err(ApiError::bad(
             "cursor_too_deep",
-            format!("cursor {v:?} is past the deepest page ({MAX_OFFSET} results): narrow the query"),
+            format!(
+                "cursor {v:?} is past the deepest page ({MAX_OFFSET} results): narrow the query"
+            ),
         )
         .with_details(json!({ "max_offset": MAX_OFFSET })));
     }
@@ -229,7 +231,11 @@ impl FilterJson {
         check_len("ranges", self.ranges.len(), MAX_LIST)?;
         check_len("key", self.key.len(), MAX_LIST)?;
         check_len("camelot", self.camelot.len(), MAX_LIST)?;
-        check_len("exclude_artists", self.exclude_artists.len(), MAX_EXCLUDED_ARTISTS)?;
+        check_len(
+            "exclude_artists",
+            self.exclude_artists.len(),
+            MAX_EXCLUDED_ARTISTS,
+        )?;
         let mut f = Filter {
             tags_all: norm_tags(&self.tags)?,
             tags_any: norm_tags(&self.tags_any)?,

@@ -122,7 +122,11 @@ pub fn recording_key(recording: &str) -> u64 {
 /// Camelot code as a number 1..=24 (`1A` = 1, `1B` = 2, ..., `12B` = 24); 0 if invalid.
 pub fn camelot_number(code: &str) -> u64 {
     let code = code.trim();
-    let (num, letter) = code.split_at(code.len().saturating_sub(1));
+    // Split off the last character (not byte: the code may be any text a client sent).
+    let Some(last) = code.chars().last() else {
+        return 0;
+    };
+    let (num, letter) = code.split_at(code.len() - last.len_utf8());
     let Ok(n) = num.parse::<u64>() else { return 0 };
     if !(1..=12).contains(&n) {
         return 0;
@@ -220,6 +224,10 @@ mod tests {
         assert_eq!(camelot_number("12B"), 24);
         assert_eq!(camelot_number("13A"), 0);
         assert_eq!(camelot_number(""), 0);
+        // Any text a client sends: multi-byte last characters are not codes (no panic).
+        for odd in ["𗝮", "1𗝮", "é", "12é", "A", "🎵B", "٣A"] {
+            assert_eq!(camelot_number(odd), 0, "{odd}");
+        }
         assert_eq!(artist_key(" Daft Punk"), artist_key("daft punk"));
     }
 }

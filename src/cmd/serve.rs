@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use api::engine::{Engine, Limits};
 use api::admission::GateLimits;
+use api::engine::{Engine, Limits};
 use api::http::ServeConfig;
 use indexer::catalog::PoolSize;
 use indexer::Catalog;
@@ -80,8 +80,14 @@ impl Args {
             self.limits.max_clip_seconds.is_finite() && self.limits.max_clip_seconds >= 1.0,
             "--max-clip-seconds must be at least 1"
         );
-        anyhow::ensure!(self.limits.clip_workers > 0, "--clip-workers must be at least 1");
-        anyhow::ensure!(self.limits.body_timeout_s > 0, "--body-timeout-s must be at least 1");
+        anyhow::ensure!(
+            self.limits.clip_workers > 0,
+            "--clip-workers must be at least 1"
+        );
+        anyhow::ensure!(
+            self.limits.body_timeout_s > 0,
+            "--body-timeout-s must be at least 1"
+        );
         let defaults = ServeConfig::default();
         let ingest_root = match &self.ingest_root {
             Some(r) => Some(

@@ -40,6 +40,16 @@ struct Setup {
     music: std::path::PathBuf,
 }
 
+impl Setup {
+    fn server_backend(&self) -> &'static str {
+        if self.url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+}
+
 /// Sixteen fixture songs (Ogg and MP3 encodes of eight songs: sixteen recordings),
 /// indexed by `motif index`, served from another data folder with a short body timeout
 /// and one clip analysis at a time.
@@ -450,6 +460,16 @@ fn clips_and_uploads(st: &Setup) {
 fn parallel_uploads_then_duplicate_flood(st: &Setup, n: usize) {
     let s = &st.server;
     let clip = fixture("ballad_eflat_major_76.ogg");
+    // The baseline: health polled the same way on an idle server.
+    let idle = (0..50)
+        .map(|_| {
+            let t = Instant::now();
+            assert_eq!(request(&s.addr, "GET", "/v1/health", &[], b"").status, 200);
+            std::thread::sleep(Duration::from_millis(5));
+            t.elapsed() - Duration::from_millis(5)
+        })
+        .max()
+        .unwrap_or_default();
     let stop = Arc::new(AtomicBool::new(false));
     let health: Arc<Mutex<Vec<(u16, Duration)>>> = Arc::default();
     let poller = {
@@ -495,10 +515,13 @@ fn parallel_uploads_then_duplicate_flood(st: &Setup, n: usize) {
     );
     let worst = polls.iter().map(|p| p.1).max().unwrap_or_default();
     eprintln!(
-        "{n} parallel uploads: {created} created, {} shed with 503; health polled {} times, slowest {:.1} ms",
+        "{} {n} parallel uploads: {created} created, {} shed with 503; health polled {} times, slowest {:.1} ms (idle server: slowest of 50 {:.1} ms, ratio {:.1})",
+        st.server_backend(),
         n - created,
         polls.len(),
-        worst.as_secs_f64() * 1e3
+        worst.as_secs_f64() * 1e3,
+        idle.as_secs_f64() * 1e3,
+        worst.as_secs_f64() / idle.as_secs_f64().max(1e-6)
     );
     // Every track's "more like this" is full: the copies neither trap the walk nor make
     // a short answer pass for "no more tracks".
@@ -596,7 +619,8 @@ fn killed_run_reads_interrupted(mut st: Setup) {
 }
 
 /// Property-based requests over every route of the OpenAPI document.
-fn fuzz_routes(s: &Server, cases: u32) {
+/// `private` is a server path no anonymous answer may contain.
+fn fuzz_routes(s: &Server, cases: u32, private: &str) {
     let (st, doc) = s.get("/v1/openapi.json");
     assert_eq!(st, 200);
     let mut routes: Vec<(String, String, Vec<String>, bool)> = Vec::new();
@@ -677,6 +701,13 @@ fn fuzz_routes(s: &Server, cases: u32) {
                     v["error"]["code"].is_string() && v["error"]["message"].is_string(),
                     "{method} {target} -> {} without the JSON error shape: {}",
                     resp.status,
+                    resp.text()
+                );
+            }
+            if !with_token {
+                prop_assert!(
+                    !resp.text().contains(private),
+                    "{method} {target} told an anonymous caller a server path: {}",
                     resp.text()
                 );
             }
@@ -892,7 +923,12 @@ fn hostile_client(backend: &str) {
     clips_and_uploads(&st);
     slow_client(&st.server);
     parallel_uploads_then_duplicate_flood(&st, env_or("MOTIF_ABUSE_UPLOADS", 20));
-    fuzz_routes(&st.server, env_or("MOTIF_ABUSE_CASES", 150) as u32);
+    let private = st.place.dir.display().to_string();
+    fuzz_routes(
+        &st.server,
+        env_or("MOTIF_ABUSE_CASES", 150) as u32,
+        &private,
+    );
     alive(&st.server);
     killed_run_reads_interrupted(st);
 }

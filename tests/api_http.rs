@@ -609,15 +609,18 @@ fn api_end_to_end(backend: &str) {
     );
     assert_eq!(st, 202, "{ing}");
     let run = ing["run"].as_i64().unwrap();
+    // The run's status (its errors name server files) is for token holders only.
+    check_error(s.get(&format!("/v1/ingest/{run}")), 401, "no_token");
+    let status = |path: &str| s.send("GET", path, &[("authorization", &auth)], b"");
     let done = eventually(Duration::from_secs(120), || {
-        s.get(&format!("/v1/ingest/{run}")).1["run"]["status"] == "finished"
+        status(&format!("/v1/ingest/{run}")).1["run"]["status"] == "finished"
     });
     assert!(done.is_some(), "ingest run {run} did not finish");
-    let (_, r) = s.get(&format!("/v1/ingest/{run}"));
+    let (_, r) = status(&format!("/v1/ingest/{run}"));
     assert_eq!(r["run"]["new"], 2, "{r}");
     assert_eq!(r["run"]["failed"], 1, "{r}");
     assert_eq!(r["errors"][0]["line"], 3, "{r}");
-    check_error(s.get("/v1/ingest/987654"), 404, "unknown_run");
+    check_error(status("/v1/ingest/987654"), 404, "unknown_run");
     assert!(
         eventually(Duration::from_secs(5), || s.get("/v1/search?q=duplicate").1
             ["total"]

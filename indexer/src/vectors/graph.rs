@@ -702,16 +702,23 @@ mod tests {
         assert!(Graph::read_from(&mut &b"MOTIF-HNSW-0"[..]).is_err());
     }
 
-    /// Hundreds of copies of one vector among distinct ones: every node's walk still
-    /// finds its true neighbours (copies must not wall a region off).
+    /// Hundreds of copies of one vector, and hundreds of near-copies of another (other
+    /// encodes of one recording), among distinct ones: every node's walk still finds
+    /// its true neighbours (copies must not wall a region off).
     #[test]
     fn a_flood_of_identical_vectors_traps_no_search() {
         let dim = 16;
         let copy = unit(424_242, dim);
+        let near = unit(434_343, dim);
         let mut vectors: Vec<Vec<f32>> = (0..3_000).map(|i| unit(i, dim)).collect();
-        // 200 copies inserted among the others, as re-deliveries arrive over time.
+        // 200 copies and 200 near-copies inserted among the others, as re-deliveries
+        // arrive over time.
         for i in 0..200 {
             vectors.insert(i * 14 + 7, copy.clone());
+            let noise = unit(900_000 + i as u64, dim);
+            let mut v: Vec<f32> = near.iter().zip(&noise).map(|(a, b)| a + 1e-3 * b).collect();
+            embeddings::embedding::l2_normalise(&mut v);
+            vectors.insert(i * 14 + 3, v);
         }
         let mut g = Graph::new(dim, 16, 200, 0);
         for chunk in vectors.chunks(700) {
@@ -725,7 +732,7 @@ mod tests {
             if got.len() < k {
                 short += 1;
             }
-            let want = exact(&vectors, v, k + 200);
+            let want = exact(&vectors, v, k);
             let cutoff = 1.0 - dot(v, &vectors[want[k - 1] as usize]);
             // Ties at the cutoff (the copies) make several answers right: count a hit
             // when a found node is at least as near as the k-th true neighbour.

@@ -716,7 +716,7 @@ mod tests {
         for i in 0..200 {
             vectors.insert(i * 14 + 7, copy.clone());
             let noise = unit(900_000 + i as u64, dim);
-            let mut v: Vec<f32> = near.iter().zip(&noise).map(|(a, b)| a + 1e-3 * b).collect();
+            let mut v: Vec<f32> = near.iter().zip(&noise).map(|(a, b)| a + 0.05 * b).collect();
             embeddings::embedding::l2_normalise(&mut v);
             vectors.insert(i * 14 + 3, v);
         }

@@ -93,32 +93,16 @@ fn setup(backend: &str) -> Setup {
 }
 
 fn start_server(place: &Place, url: &str, music: &std::path::Path) -> Server {
-    let d2 = place.dir.join("server").display().to_string();
-    let root = music.display().to_string();
-    Server::start(
-        &[
-            "serve",
-            "--database",
-            url,
-            "--data-dir",
-            &d2,
-            "--bind",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-            "--ingest-root",
-            &root,
-            "--refresh-ms",
-            "200",
-            "--body-timeout-s",
-            "3",
-            "--clip-workers",
-            "1",
-            "--clip-queue",
-            "1",
-        ],
-        &place.dir,
-    )
+    let limits = [
+        "--body-timeout-s",
+        "3",
+        "--clip-workers",
+        "1",
+        "--clip-queue",
+        "1",
+    ];
+    let data_dir = place.dir.join("server");
+    Server::serve(&place.dir, url, &data_dir, TOKEN, music, &limits)
 }
 
 fn auth() -> String {
@@ -236,20 +220,11 @@ fn bounded_requests(s: &Server) {
     let seeds: Vec<i64> = std::iter::repeat_n(id, 700_000).collect();
     let big = json!({ "seeds": seeds }).to_string();
     assert!(big.len() > 1 << 20);
-    let (st, v) = s.send(
-        "POST",
-        "/v1/similar",
-        &[("content-type", "application/json")],
-        big.as_bytes(),
-    );
-    assert_eq!((st, code(&v)), (413, "too_large"), "{v}");
-    let (st, v) = s.send(
-        "POST",
-        "/v1/playlists",
-        &[("content-type", "application/json")],
-        big.as_bytes(),
-    );
-    assert_eq!((st, code(&v)), (413, "too_large"), "{v}");
+    for route in ["/v1/similar", "/v1/playlists", "/v1/search/hybrid"] {
+        let json_type = [("content-type", "application/json")];
+        let (st, v) = s.send("POST", route, &json_type, big.as_bytes());
+        assert_eq!((st, code(&v)), (413, "too_large"), "{route}: {v}");
+    }
     let many: Vec<i64> = std::iter::repeat_n(id, 101).collect();
     expect(
         s.post_json("/v1/similar", &json!({ "seeds": many })),
@@ -417,36 +392,24 @@ fn clips_and_uploads(st: &Setup) {
     );
     // A rejected upload leaves no file; clip files never outlive their request.
     let junk = std::fs::read(repo().join("fixtures/bad/truncated.mp3")).unwrap();
-    let (ct, body) = multipart(&[
-        ("audio", Some("junk.mp3"), &junk),
+    let rejected: [(&str, &[u8], &[u8]); 2] = [
         (
-            "metadata",
-            None,
+            "junk.mp3",
+            &junk,
             br#"{"external_id": "junk-1", "title": "Junk"}"#,
         ),
-    ]);
-    let (code_, v) = s.send(
-        "POST",
-        "/v1/tracks",
-        &[("content-type", &ct), ("authorization", &auth())],
-        &body,
-    );
-    assert!((400..500).contains(&code_), "{v}");
-    let (ct, body) = multipart(&[
-        ("audio", Some("ok.ogg"), &clip),
         (
-            "metadata",
-            None,
+            "ok.ogg",
+            &clip,
             br#"{"external_id": "bad-meta", "isrc": "not an isrc"}"#,
         ),
-    ]);
-    let (code_, v) = s.send(
-        "POST",
-        "/v1/tracks",
-        &[("content-type", &ct), ("authorization", &auth())],
-        &body,
-    );
-    assert!((400..500).contains(&code_), "{v}");
+    ];
+    for (name, audio, meta) in rejected {
+        let (ct, body) = multipart(&[("audio", Some(name), audio), ("metadata", None, meta)]);
+        let headers = [("content-type", ct.as_str()), ("authorization", &auth())];
+        let (code_, v) = s.send("POST", "/v1/tracks", &headers, &body);
+        assert!((400..500).contains(&code_), "{name}: {v}");
+    }
     let after: HashSet<String> = files_in(&uploads).into_iter().collect();
     assert_eq!(after, before, "rejected uploads left files");
     assert!(

@@ -81,25 +81,13 @@ fn setup(backend: &str) -> Setup {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let d2 = place.dir.join("server").display().to_string();
-    let root = music.display().to_string();
-    let server = Server::start(
-        &[
-            "serve",
-            "--database",
-            &url,
-            "--data-dir",
-            &d2,
-            "--bind",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-            "--ingest-root",
-            &root,
-            "--refresh-ms",
-            "200",
-        ],
+    let server = Server::serve(
         &place.dir,
+        &url,
+        &place.dir.join("server"),
+        TOKEN,
+        &music,
+        &[],
     );
     Setup { place, url, server }
 }

@@ -169,6 +169,39 @@ impl Server {
         server
     }
 
+    /// `motif serve` on `url` with its own data folder, a write token, an ingest root,
+    /// a 200 ms refresh and any `extra` flags, on a free port.
+    pub fn serve(
+        cwd: &Path,
+        url: &str,
+        data_dir: &Path,
+        token: &str,
+        ingest_root: &Path,
+        extra: &[&str],
+    ) -> Server {
+        let (d, root) = (
+            data_dir.display().to_string(),
+            ingest_root.display().to_string(),
+        );
+        let mut args = vec![
+            "serve",
+            "--database",
+            url,
+            "--data-dir",
+            &d,
+            "--bind",
+            "127.0.0.1:0",
+            "--token",
+            token,
+            "--ingest-root",
+            &root,
+            "--refresh-ms",
+            "200",
+        ];
+        args.extend_from_slice(extra);
+        Server::start(&args, cwd)
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {

@@ -121,6 +121,16 @@ impl RunLock {
     }
 }
 
+/// The file whose lock is the SQLite run lock (created when missing, never truncated).
+fn open_lock_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| CatalogError::Sql(sqlx::Error::Io(e)))
+}
+
 impl Catalog {
     /// Opens (creating when needed) the store named by `url` and applies pending
     /// migrations. `postgres://...` or `postgresql://...` for Postgres; `sqlite://PATH` or
@@ -160,12 +170,7 @@ impl Catalog {
         match self {
             Catalog::Postgres(p) => postgres::lock_runs(p).await,
             Catalog::Sqlite(_) => {
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(lock_file)
-                    .map_err(|e| CatalogError::Sql(sqlx::Error::Io(e)))?;
+                let f = open_lock_file(lock_file)?;
                 let f = tokio::task::spawn_blocking(move || f.lock().map(|_| f))
                     .await
                     .map_err(|e| CatalogError::Corrupt(format!("lock task: {e}")))?
@@ -180,12 +185,7 @@ impl Catalog {
         match self {
             Catalog::Postgres(p) => postgres::try_lock_runs(p).await,
             Catalog::Sqlite(_) => {
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(lock_file)
-                    .map_err(|e| CatalogError::Sql(sqlx::Error::Io(e)))?;
+                let f = open_lock_file(lock_file)?;
                 match f.try_lock() {
                     Ok(()) => Ok(Some(RunLock::File(f))),
                     Err(std::fs::TryLockError::WouldBlock) => Ok(None),

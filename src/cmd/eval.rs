@@ -34,8 +34,11 @@ pub struct Args {
     /// Fit a normaliser on the whole corpus with the chosen weights and write it here.
     #[arg(long)]
     pub write_normalizer: Option<PathBuf>,
-    /// Ground truth (TSV with header: path relative to the corpus, tempo_bpm, key, mode):
-    /// prints tempo Accuracy1/Accuracy2 and the MIREX key score.
+    /// Ground truth (TSV with header: path relative to the corpus, tempo_bpm, key or
+    /// tonic, mode; optional beat_bpm, family, group, time_signature): prints tempo
+    /// Accuracy1/Accuracy2, felt-beat Accuracy1 and the MIREX key score, overall and by
+    /// family, group and time signature. Without a label list (no `--list`, no
+    /// CORPUS/music.tsv), the truth file lists the files (a render-scores.py set).
     #[arg(long)]
     pub truth: Option<PathBuf>,
     /// Write path, label, tempo, key and mode per file (TSV), for comparison with a peer.
@@ -50,13 +53,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .list
         .clone()
         .unwrap_or_else(|| args.corpus.join("music.tsv"));
-    let text =
-        std::fs::read_to_string(&list).with_context(|| format!("reading {}", list.display()))?;
-    let items: Vec<(String, PathBuf)> = text
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(label, rel)| (label.to_string(), args.corpus.join(rel)))
-        .collect();
+    // A rendered score set has no label list: its truth file lists the files.
+    let from_truth = args.truth.is_some() && args.list.is_none() && !list.exists();
+    let items: Vec<(String, PathBuf)> = match &args.truth {
+        Some(truth) if from_truth => items_from_truth(&args.corpus, truth)?,
+        _ => std::fs::read_to_string(&list)
+            .with_context(|| format!("reading {}", list.display()))?
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(label, rel)| (label.to_string(), args.corpus.join(rel)))
+            .collect(),
+    };
     anyhow::ensure!(
         !items.is_empty(),
         "no `label<TAB>path` lines in {}",
@@ -148,6 +155,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     if let Some(truth) = &args.truth {
         score_truth(&args.corpus, truth, &cache)?;
+    }
+    if from_truth {
+        // A score set has no similarity labels: tempo and key are all it measures.
+        return Ok(ExitCode::SUCCESS);
     }
 
     let labels: Vec<String> = done.iter().map(|(l, _)| l.to_string()).collect();
@@ -270,7 +281,106 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prints tempo and key accuracy against a truth TSV.
+/// Tempo and key hits over a set of files.
+#[derive(Default)]
+struct Tally {
+    tempo: usize,
+    a1: usize,
+    a2: usize,
+    beat: usize,
+    beat_a1: usize,
+    keys: usize,
+    key_score: f64,
+    key_exact: usize,
+}
+
+impl Tally {
+    fn line(&self) -> String {
+        let r = |a: usize, n: usize| {
+            if n == 0 {
+                f64::NAN
+            } else {
+                a as f64 / n as f64
+            }
+        };
+        let mut out = format!(
+            "{:>4} files  tempo A1 {:.3}  A2 {:.3}",
+            self.tempo,
+            r(self.a1, self.tempo),
+            r(self.a2, self.tempo)
+        );
+        if self.beat > 0 {
+            out.push_str(&format!("  felt-beat A1 {:.3}", r(self.beat_a1, self.beat)));
+        }
+        if self.keys > 0 {
+            out.push_str(&format!(
+                "  key MIREX {:.3}  exact {:.3}",
+                self.key_score / self.keys as f64,
+                r(self.key_exact, self.keys)
+            ));
+        }
+        out
+    }
+}
+
+/// The columns of a truth TSV: `path`, `tempo_bpm`, `key` (or `tonic`), `mode`; optional
+/// `beat_bpm` (the felt beat), `family` and `group` (for breakdowns). Both the
+/// `eval/compose.py` sets and `../shared/evalsets/render-scores.py` sets are read.
+struct TruthColumns {
+    path: usize,
+    tempo: usize,
+    key: usize,
+    mode: usize,
+    beat: Option<usize>,
+    breakdowns: Vec<(&'static str, usize)>,
+}
+
+impl TruthColumns {
+    fn of(header: &[&str], truth: &Path) -> anyhow::Result<TruthColumns> {
+        let find = |name: &str| header.iter().position(|h| *h == name);
+        let need = |name: &str| {
+            find(name).with_context(|| format!("no `{name}` column in {}", truth.display()))
+        };
+        Ok(TruthColumns {
+            path: need("path")?,
+            tempo: need("tempo_bpm")?,
+            key: find("key")
+                .or_else(|| find("tonic"))
+                .with_context(|| format!("no `key` or `tonic` column in {}", truth.display()))?,
+            mode: need("mode")?,
+            beat: find("beat_bpm"),
+            breakdowns: ["family", "group", "time_signature"]
+                .into_iter()
+                .filter_map(|n| find(n).map(|c| (n, c)))
+                .collect(),
+        })
+    }
+}
+
+/// The files a truth TSV lists, as `(label, path)` (the label is the `group` column, when
+/// there is one): the item list for a set that has no `music.tsv`.
+fn items_from_truth(corpus: &Path, truth: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let text =
+        std::fs::read_to_string(truth).with_context(|| format!("reading {}", truth.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    let path = header
+        .iter()
+        .position(|h| *h == "path")
+        .with_context(|| format!("no `path` column in {}", truth.display()))?;
+    let group = header.iter().position(|h| *h == "group");
+    Ok(lines
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter_map(|f| {
+            let p = f.get(path)?;
+            let label = group.and_then(|g| f.get(g)).unwrap_or(&"all");
+            Some((label.to_string(), corpus.join(p)))
+        })
+        .collect())
+}
+
+/// Prints tempo (Accuracy1/2, felt beat) and key (MIREX) accuracy against a truth TSV,
+/// overall and by family, group and time signature where the TSV has them.
 fn score_truth(
     corpus: &Path,
     truth: &Path,
@@ -282,60 +392,77 @@ fn score_truth(
         std::fs::read_to_string(truth).with_context(|| format!("reading {}", truth.display()))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("no `{name}` column in {}", truth.display()))
-    };
-    let (cp, ct, ck, cm) = (col("path")?, col("tempo_bpm")?, col("key")?, col("mode")?);
-    let (mut n_t, mut a1, mut a2, mut n_k, mut ks, mut exact) = (0, 0, 0, 0, 0.0, 0);
+    let cols = TruthColumns::of(&header, truth)?;
+    let mut all = Tally::default();
+    let mut by: std::collections::BTreeMap<(&str, String), Tally> = Default::default();
     let mut misses = Vec::new();
     for line in lines {
         let f: Vec<&str> = line.split('\t').collect();
-        let Some(a) = f.get(cp).and_then(|p| cache.get(&corpus.join(p))) else {
+        let Some(a) = f.get(cols.path).and_then(|p| cache.get(&corpus.join(p))) else {
             continue;
         };
         let at = &a.attributes;
-        if let Some(t) = f.get(ct).and_then(|t| t.parse::<f32>().ok()) {
-            n_t += 1;
-            a1 += tempo_accuracy1(at.tempo_bpm, t) as usize;
-            a2 += tempo_accuracy2(at.tempo_bpm, t) as usize;
-            if !tempo_accuracy1(at.tempo_bpm, t) {
-                misses.push(format!("tempo {}: {:.1} for {t}", f[cp], at.tempo_bpm));
+        let mut tallies: Vec<&mut Tally> = vec![&mut all];
+        let keys: Vec<(&str, String)> = cols
+            .breakdowns
+            .iter()
+            .map(|(n, c)| (*n, f.get(*c).unwrap_or(&"").to_string()))
+            .collect();
+        for k in &keys {
+            by.entry(k.clone()).or_default();
+        }
+        for (k, t) in by.iter_mut() {
+            if keys.contains(k) {
+                tallies.push(t);
             }
         }
-        if let (Some(k), Some(m)) = (f.get(ck).and_then(|k| PitchClass::parse(k)), f.get(cm)) {
-            let major = m.eq_ignore_ascii_case("major");
-            n_k += 1;
-            let s = key_score(at.key.index(), at.mode == Mode::Major, k.index(), major);
-            ks += s;
-            exact += (s == 1.0) as usize;
-            if s < 1.0 {
-                misses.push(format!(
-                    "key {}: {} {:?} for {} {m}",
-                    f[cp],
-                    at.key.name(),
-                    at.mode,
-                    k.name()
-                ));
+        let tempo = f.get(cols.tempo).and_then(|t| t.parse::<f32>().ok());
+        let beat = cols
+            .beat
+            .and_then(|c| f.get(c))
+            .and_then(|t| t.parse::<f32>().ok());
+        let key = f.get(cols.key).and_then(|k| PitchClass::parse(k));
+        let major = f.get(cols.mode).map(|m| m.eq_ignore_ascii_case("major"));
+        let score = key
+            .zip(major)
+            .map(|(k, m)| key_score(at.key.index(), at.mode == Mode::Major, k.index(), m));
+        for t in tallies {
+            if let Some(truth) = tempo {
+                t.tempo += 1;
+                t.a1 += tempo_accuracy1(at.tempo_bpm, truth) as usize;
+                t.a2 += tempo_accuracy2(at.tempo_bpm, truth) as usize;
             }
+            if let Some(b) = beat {
+                t.beat += 1;
+                t.beat_a1 += tempo_accuracy1(at.tempo_bpm, b) as usize;
+            }
+            if let Some(s) = score {
+                t.keys += 1;
+                t.key_score += s;
+                t.key_exact += (s == 1.0) as usize;
+            }
+        }
+        if let Some(truth) = tempo.filter(|t| !tempo_accuracy1(at.tempo_bpm, *t)) {
+            misses.push(format!(
+                "tempo {}: {:.1} for {truth}",
+                f[cols.path], at.tempo_bpm
+            ));
+        }
+        if let (Some(k), Some(s)) = (key, score.filter(|s| *s < 1.0)) {
+            let m = f.get(cols.mode).unwrap_or(&"");
+            misses.push(format!(
+                "key {}: {} {:?} for {} {m} (score {s})",
+                f[cols.path],
+                at.key.name(),
+                at.mode,
+                k.name()
+            ));
         }
     }
     println!("\nagainst {}:", truth.display());
-    if n_t > 0 {
-        println!(
-            "  tempo: {n_t} files, Accuracy1 {:.3}, Accuracy2 {:.3}",
-            a1 as f64 / n_t as f64,
-            a2 as f64 / n_t as f64
-        );
-    }
-    if n_k > 0 {
-        println!(
-            "  key:   {n_k} files, MIREX score {:.3}, exact {:.3}",
-            ks / n_k as f64,
-            exact as f64 / n_k as f64
-        );
+    println!("  {:<28} {}", "all", all.line());
+    for ((column, value), t) in &by {
+        println!("  {:<28} {}", format!("{column} {value}"), t.line());
     }
     for m in &misses {
         println!("  miss {m}");

@@ -65,24 +65,7 @@ fn setup(backend: &str) -> Setup {
             std::fs::copy(&p, music.join(p.file_name().unwrap())).unwrap();
         }
     }
-    let d1 = place.dir.join("indexer").display().to_string();
-    let out = motif(
-        &[
-            "index",
-            &music.display().to_string(),
-            "--database",
-            &url,
-            "--data-dir",
-            &d1,
-        ],
-        &place.dir,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    index_ok(&music, &url, &place.dir.join("indexer"), &place.dir, &[]);
     let server = start_server(&place, &url, &music);
     Setup {
         place,

@@ -61,25 +61,13 @@ fn setup(backend: &str) -> Setup {
         manifest.push('\n');
     }
     std::fs::write(music.join("catalog.jsonl"), manifest).unwrap();
-    let catalog = music.join("catalog.jsonl").display().to_string();
-    let d1 = place.dir.join("indexer").display().to_string();
-    let out = motif(
-        &[
-            "index",
-            &catalog,
-            "--database",
-            &url,
-            "--data-dir",
-            &d1,
-            "--json",
-        ],
+    let catalog = music.join("catalog.jsonl");
+    index_ok(
+        &catalog,
+        &url,
+        &place.dir.join("indexer"),
         &place.dir,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &["--json"],
     );
     let server = Server::serve(
         &place.dir,

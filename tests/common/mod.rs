@@ -105,6 +105,21 @@ pub fn motif(args: &[&str], cwd: &Path) -> Output {
     motif_cmd(cwd).args(args).output().expect("run motif")
 }
 
+/// `motif index INPUT --database URL --data-dir DIR EXTRA...`, which must succeed.
+pub fn index_ok(input: &Path, url: &str, data_dir: &Path, cwd: &Path, extra: &[&str]) -> Output {
+    let (input, data_dir) = (input.display().to_string(), data_dir.display().to_string());
+    let mut args = vec!["index", &input, "--database", url, "--data-dir", &data_dir];
+    args.extend_from_slice(extra);
+    let out = motif(&args, cwd);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A `motif serve` (or `quickstart`) child process, killed on drop.
 pub struct Server {
     pub child: Child,

@@ -47,10 +47,6 @@ impl Gate {
         }
     }
 
-    pub fn limits(&self) -> GateLimits {
-        self.limits
-    }
-
     /// Requests now waiting for a turn.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)

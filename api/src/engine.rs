@@ -60,11 +60,12 @@ impl Default for Limits {
 /// the store: a health check that queues behind writes reports a live server as dead).
 /// The same holds for the indexes: a refresh holds their write lock while it commits,
 /// so health and metrics read the facts it left here instead of taking the lock.
+///
+/// A successful refresh reads the change log until it is empty, so at that moment the
+/// indexes' sequence is the store's: there is no separate store sequence to keep.
 #[derive(Debug, Clone)]
 struct StoreView {
-    /// The store's change sequence at the last successful refresh.
-    seq: i64,
-    /// When that refresh finished.
+    /// When the last successful refresh finished.
     at: Instant,
     /// The last refresh's error, when it failed.
     error: Option<String>,
@@ -156,7 +157,7 @@ impl Engine {
         indexes.vectors.set_ef_search(limits.ef_search);
         indexes.catch_up(&catalog).await?;
         let closed = catalog
-            .close_interrupted_runs(&data_dir.join("motif.lock"))
+            .close_interrupted_runs(&indexer::pipeline::run_lock_file(data_dir))
             .await?;
         if closed > 0 {
             tracing::warn!(
@@ -164,7 +165,6 @@ impl Engine {
             );
         }
         let store_view = Mutex::new(StoreView {
-            seq: indexes.applied_seq(),
             at: Instant::now(),
             error: None,
             index: IndexFacts::of(&indexes),
@@ -203,7 +203,6 @@ impl Engine {
         let mut view = self.view();
         match &outcome {
             Ok(_) => {
-                view.seq = view.index.seq;
                 view.at = Instant::now();
                 view.error = None;
             }
@@ -278,9 +277,10 @@ impl Engine {
             "status": "ok",
             "store_checked_ms_ago": view.at.elapsed().as_millis() as u64,
             "backend": self.catalog.backend(),
-            "store_seq": view.seq,
+            // Caught up with the store as of the last refresh (see `StoreView`).
+            "store_seq": ix.seq,
             "index_seq": ix.seq,
-            "lag": (view.seq - ix.seq).max(0),
+            "lag": 0,
             "indexed": { "vectors": ix.vectors, "text": ix.text, "tombstones": ix.tombstones },
             "uptime_s": self.started.elapsed().as_secs(),
         }))

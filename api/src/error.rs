@@ -91,7 +91,7 @@ impl From<indexer::catalog::CatalogError> for ApiError {
     fn from(e: indexer::catalog::CatalogError) -> Self {
         // The cause is logged, not shown: it can name a database file or host.
         tracing::warn!("catalogue store: {e}");
-        let message = if e.to_string().contains("pool timed out") {
+        let message = if e.is_busy() {
             "the catalogue store is busy: retry shortly"
         } else {
             "the catalogue store is unavailable: retry shortly"

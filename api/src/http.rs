@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::hybrid::{self, HybridRequest};
 use crate::params::{self, Pairs};
 use crate::playlist::{self, PlaylistRequest};
-use crate::uploads;
+use crate::uploads::{self, ClipLimits};
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -37,11 +37,9 @@ pub struct ServeConfig {
     pub max_upload_bytes: usize,
     /// Largest accepted audio clip for `POST /v1/similar` (anyone may send one).
     pub max_clip_bytes: usize,
-    /// Longest accepted audio clip for `POST /v1/similar`.
-    pub max_clip_seconds: f64,
-    /// Most samples per second (rate x channels) in a clip: 192 kHz stereo, or 48 kHz
-    /// with 8 channels; decoding cost grows with it.
-    pub max_clip_samples_per_s: u64,
+    /// Longest clip, and most samples per second (rate x channels) in it: 192 kHz
+    /// stereo, or 48 kHz with 8 channels; decoding cost grows with both.
+    pub clip_limits: ClipLimits,
     /// Clip analyses at once, and how many may queue.
     pub clip_gate: GateLimits,
     /// Track uploads at once (they take turns at the store's run lock), and the queue.
@@ -63,8 +61,10 @@ impl Default for ServeConfig {
             refresh_every: Duration::from_secs(1),
             max_upload_bytes: 64 << 20,
             max_clip_bytes: 32 << 20,
-            max_clip_seconds: 120.0,
-            max_clip_samples_per_s: 384_000,
+            clip_limits: ClipLimits {
+                max_seconds: 120.0,
+                max_samples_per_s: 384_000,
+            },
             clip_gate: GateLimits {
                 running: 2,
                 queue: 8,
@@ -317,14 +317,11 @@ async fn read_body(
     payload: &mut web::Payload,
     config: &ServeConfig,
 ) -> ApiResult<Bytes> {
-    let multipart = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/"));
     let (limit, deadline) = match route.max_body {
         BodyLimit::Json => (MAX_JSON, config.json_body_timeout),
-        BodyLimit::JsonOrClip if multipart => (config.max_clip_bytes, config.upload_body_timeout),
+        BodyLimit::JsonOrClip if is_multipart(req) => {
+            (config.max_clip_bytes, config.upload_body_timeout)
+        }
         BodyLimit::JsonOrClip => (MAX_JSON, config.json_body_timeout),
         BodyLimit::Upload => (config.max_upload_bytes, config.upload_body_timeout),
     };
@@ -363,6 +360,14 @@ async fn read_body(
             deadline.as_secs()
         ))
     })?
+}
+
+/// Whether the request says its body is a multipart form.
+fn is_multipart(req: &HttpRequest) -> bool {
+    req.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/"))
 }
 
 fn body_timeout(why: String) -> ApiError {
@@ -533,12 +538,7 @@ fn one() -> f32 {
 }
 
 async fn similar_post(req: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
-    let is_multipart = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/"));
-    let (b, clip): (SimilarBody, Option<uploads::Clip>) = if is_multipart {
+    let (b, clip): (SimilarBody, Option<uploads::Clip>) = if is_multipart(&req) {
         let form = uploads::read_form(&req, body).await?;
         let options = match form.text("options") {
             Some(t) => json_body(&Bytes::from(t.to_string()))?,
@@ -553,12 +553,8 @@ async fn similar_post(req: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
     let mut vector = b.vector;
     let mut analysed = None;
     if let Some(clip) = clip {
-        let limits = uploads::ClipLimits {
-            max_seconds: st.config.max_clip_seconds,
-            max_samples_per_s: st.config.max_clip_samples_per_s,
-        };
         let _turn = st.clips.enter().await?;
-        let (emb, summary) = uploads::embed_clip(&st.engine, clip, limits).await?;
+        let (emb, summary) = uploads::embed_clip(&st.engine, clip, st.config.clip_limits).await?;
         vector = Some(emb);
         analysed = Some(summary);
     }

@@ -185,6 +185,21 @@ impl TempFile {
         })?;
         Ok(file)
     }
+
+    /// Renames the file to `target` (atomically replacing a complete file of the same
+    /// bytes) and returns the guard of the file now there: it is removed on drop unless
+    /// kept, or unless an earlier upload had put it there.
+    fn place(mut self, target: PathBuf) -> ApiResult<TempFile> {
+        let existed = target.exists();
+        std::fs::rename(&self.path, &target).map_err(|e| {
+            ApiError::internal(format!("placing the upload {}: {e}", target.display()))
+        })?;
+        self.keep = true;
+        Ok(TempFile {
+            path: target,
+            keep: existed,
+        })
+    }
 }
 
 impl Drop for TempFile {
@@ -291,17 +306,8 @@ pub async fn add_track(engine: &Arc<Engine>, form: &Form) -> ApiResult<Value> {
     let name = format!("{}.{ext}", blake3::hash(&clip.bytes).to_hex());
     // Written under a name of its own, then renamed into place: the content-addressed
     // name is only ever a complete file, whoever else uploads the same bytes meanwhile.
-    let mut file = TempFile::write(&dir, &ext, &clip.bytes)?;
-    let target = dir.join(&name);
-    let existed = target.exists();
-    std::fs::rename(&file.path, &target)
-        .map_err(|e| ApiError::internal(format!("placing the upload {}: {e}", target.display())))?;
-    file.keep = true;
     // A rejected upload takes its file with it (unless an earlier upload owns it).
-    let mut placed = TempFile {
-        path: target,
-        keep: existed,
-    };
+    let mut placed = TempFile::write(&dir, &ext, &clip.bytes)?.place(dir.join(&name))?;
     meta.insert("op".into(), json!("upsert"));
     meta.insert("path".into(), json!(name));
     let line = Value::Object(meta).to_string();

@@ -139,15 +139,16 @@ impl Chroma {
             for &(freq, mag) in &self.peaks {
                 let (pc, w) = pitch_class(freq);
                 chroma[pc] += w * mag;
+                key_chroma[pc] += w * mag;
                 // Each peak also counts, less, for the notes it may be a harmonic of:
                 // sustained timbres (organ, strings, brass) put much of a note's energy
                 // in its 3rd harmonic, a fifth above, which otherwise pulls the key up
                 // a fifth.
                 let mut weight = 1.0;
-                for h in 1..=KEY_HARMONICS {
+                for h in 2..=KEY_HARMONICS {
+                    weight *= KEY_HARMONIC_DECAY;
                     let (pc, w) = pitch_class(freq / h as f32);
                     key_chroma[pc] += weight * w * mag;
-                    weight *= KEY_HARMONIC_DECAY;
                 }
             }
             for c in [&mut chroma, &mut key_chroma] {

@@ -164,6 +164,12 @@ pub async fn run(
     run_input(catalog, data_dir, input, opts, started).await
 }
 
+/// The file whose lock is the run lock on SQLite (Postgres uses an advisory lock): runs
+/// and a server's start-up check of interrupted runs must name the same one.
+pub fn run_lock_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("motif.lock")
+}
+
 /// [`run`] over an input already read (a manifest received over HTTP).
 pub async fn run_input(
     catalog: &Catalog,
@@ -174,7 +180,7 @@ pub async fn run_input(
 ) -> Result<Summary> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| PipelineError::Input(InputError::Io(data_dir.to_path_buf(), e)))?;
-    let lock = catalog.lock_runs(&data_dir.join("motif.lock")).await?;
+    let lock = catalog.lock_runs(&run_lock_file(data_dir)).await?;
     let outcome = run_locked(catalog, data_dir, input, opts, started).await;
     lock.release().await?;
     outcome

@@ -10,6 +10,7 @@ use anyhow::Context;
 use api::admission::GateLimits;
 use api::engine::{Engine, Limits};
 use api::http::ServeConfig;
+use api::uploads::ClipLimits;
 use indexer::catalog::PoolSize;
 use indexer::Catalog;
 
@@ -39,35 +40,37 @@ pub struct Args {
     pub limits: LimitArgs,
 }
 
-/// What one request may cost (docs/SECURITY.md lists every limit).
+/// What one request may cost (docs/SECURITY.md lists every limit). The defaults are
+/// `ServeConfig::default()`'s, read through [`LimitArgs::default`].
 #[derive(clap::Args, Clone, Debug)]
 pub struct LimitArgs {
     /// Longest audio clip POST /v1/similar analyses, in seconds.
-    #[arg(long, env = "MOTIF_MAX_CLIP_SECONDS", default_value_t = 120.0)]
+    #[arg(long, env = "MOTIF_MAX_CLIP_SECONDS", default_value_t = LimitArgs::default().max_clip_seconds)]
     pub max_clip_seconds: f64,
     /// Clip analyses at once (POST /v1/similar with audio); more wait in a queue.
-    #[arg(long, env = "MOTIF_CLIP_WORKERS", default_value_t = 2)]
+    #[arg(long, env = "MOTIF_CLIP_WORKERS", default_value_t = LimitArgs::default().clip_workers)]
     pub clip_workers: usize,
     /// Clip requests that may wait for a turn; beyond that, 503 with Retry-After.
-    #[arg(long, env = "MOTIF_CLIP_QUEUE", default_value_t = 8)]
+    #[arg(long, env = "MOTIF_CLIP_QUEUE", default_value_t = LimitArgs::default().clip_queue)]
     pub clip_queue: usize,
     /// Track uploads that may wait for their turn (one runs at a time); beyond that,
     /// 503 with Retry-After.
-    #[arg(long, env = "MOTIF_UPLOAD_QUEUE", default_value_t = 32)]
+    #[arg(long, env = "MOTIF_UPLOAD_QUEUE", default_value_t = LimitArgs::default().upload_queue)]
     pub upload_queue: usize,
     /// Longest time to receive a JSON request body, in seconds (uploads get ten times it).
-    #[arg(long, env = "MOTIF_BODY_TIMEOUT_S", default_value_t = 30)]
+    #[arg(long, env = "MOTIF_BODY_TIMEOUT_S", default_value_t = LimitArgs::default().body_timeout_s)]
     pub body_timeout_s: u64,
 }
 
 impl Default for LimitArgs {
     fn default() -> Self {
+        let d = ServeConfig::default();
         LimitArgs {
-            max_clip_seconds: 120.0,
-            clip_workers: 2,
-            clip_queue: 8,
-            upload_queue: 32,
-            body_timeout_s: 30,
+            max_clip_seconds: d.clip_limits.max_seconds,
+            clip_workers: d.clip_gate.running,
+            clip_queue: d.clip_gate.queue,
+            upload_queue: d.write_gate.queue,
+            body_timeout_s: d.json_body_timeout.as_secs(),
         }
     }
 }
@@ -101,7 +104,10 @@ impl Args {
             ingest_root,
             refresh_every: Duration::from_millis(self.refresh_ms),
             workers: self.workers,
-            max_clip_seconds: self.limits.max_clip_seconds,
+            clip_limits: ClipLimits {
+                max_seconds: self.limits.max_clip_seconds,
+                ..defaults.clip_limits
+            },
             clip_gate: GateLimits {
                 running: self.limits.clip_workers,
                 queue: self.limits.clip_queue,

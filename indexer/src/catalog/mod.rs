@@ -34,6 +34,18 @@ pub enum CatalogError {
 
 pub type Result<T> = std::result::Result<T, CatalogError>;
 
+impl CatalogError {
+    /// Whether the store is only busy (no pooled connection came free in time), as
+    /// opposed to failing: the caller may retry shortly.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, CatalogError::Sql(sqlx::Error::PoolTimedOut))
+    }
+}
+
+/// Closes runs left `running` by a process that was killed.
+const CLOSE_RUNNING: &str =
+    "UPDATE ingest_runs SET status = 'interrupted' WHERE status = 'running'";
+
 /// What a track upsert changes when the external id is already stored, shared by both
 /// backends so that a re-delivery means the same on either: every metadata field and the
 /// content hash; duration and codec only when the write brings an analysis; the track
@@ -204,10 +216,15 @@ impl Catalog {
         let Some(lock) = self.try_lock_runs(lock_file).await? else {
             return Ok(0);
         };
-        let q = "UPDATE ingest_runs SET status = 'interrupted' WHERE status = 'running'";
         let closed = match self {
-            Catalog::Postgres(p) => sqlx::query(q).execute(p).await.map(|r| r.rows_affected()),
-            Catalog::Sqlite(p) => sqlx::query(q).execute(p).await.map(|r| r.rows_affected()),
+            Catalog::Postgres(p) => sqlx::query(CLOSE_RUNNING)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Catalog::Sqlite(p) => sqlx::query(CLOSE_RUNNING)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
         };
         lock.release().await?;
         Ok(closed?)
@@ -371,7 +388,7 @@ impl Catalog {
     /// Opens an ingest run; runs left `running` by a killed process become `interrupted`.
     pub async fn start_run(&self, input: &str) -> Result<i64> {
         let now = rows::now_ms();
-        let close = "UPDATE ingest_runs SET status = 'interrupted' WHERE status = 'running'";
+        let close = CLOSE_RUNNING;
         let open = "INSERT INTO ingest_runs (input, status, started_at) VALUES ($1, 'running', $2) RETURNING id";
         Ok(match self {
             Catalog::Postgres(p) => {

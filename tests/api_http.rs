@@ -150,6 +150,53 @@ fn api_end_to_end(backend: &str) {
     );
     check_error(s.get("/v1/tracks/987654"), 404, "unknown_track");
     check_error(s.get("/v1/tracks/abc"), 400, "bad_id");
+    assert!(t.get("beats").is_none(), "beats only on request");
+
+    // Beats on request: increasing times inside the track.
+    let (st, tb) = s.get(&format!("/v1/tracks/{seed}?include=beats"));
+    assert_eq!(st, 200, "{tb}");
+    let beats: Vec<f64> = tb["beats"]
+        .as_array()
+        .expect("beats")
+        .iter()
+        .map(|b| b.as_f64().unwrap())
+        .collect();
+    let duration = tb["duration_s"].as_f64().unwrap();
+    assert!(!beats.is_empty(), "{tb}");
+    assert!(beats.windows(2).all(|w| w[0] < w[1]), "{beats:?}");
+    assert!(
+        beats.iter().all(|b| (0.0..=duration).contains(b)),
+        "{beats:?}"
+    );
+    check_error(
+        s.get(&format!("/v1/tracks/{seed}?include=waveform")),
+        400,
+        "unknown_include",
+    );
+
+    // Metre tags, and the song without a steady pulse: tagged tempo:free, left out of
+    // BPM ranges (its number is only a likeliest period).
+    assert!(
+        tags["facets"]["meter"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()),
+        "{tags}"
+    );
+    let (st, free) = s.get("/v1/search?tags=tempo:free&limit=100&facets=false");
+    assert_eq!(st, 200, "{free}");
+    assert!(free["total"].as_u64().unwrap() >= 4, "{free}");
+    assert!(
+        free["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["tags"].as_array().unwrap().contains(&json!("tempo:free"))),
+        "{free}"
+    );
+    let (st, ranged) =
+        s.get("/v1/search?tags=tempo:free&bpm_min=30&bpm_max=250&limit=100&facets=false");
+    assert_eq!(st, 200, "{ranged}");
+    assert_eq!(ranged["total"], 0, "{ranged}");
 
     // More like this: seed excluded, reasons, filters exact, paging, validation.
     let (st, sim) = s.get(&format!("/v1/tracks/{seed}/similar?limit=5"));

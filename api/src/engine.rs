@@ -314,11 +314,17 @@ impl Engine {
     }
 
     /// Everything the store knows about a track (any status).
-    pub async fn track(&self, id: i64) -> ApiResult<Value> {
+    /// A track's detail; with `beats`, also its beat times (seconds), read from the store.
+    pub async fn track(&self, id: i64, beats: bool) -> ApiResult<Value> {
         let d = self.catalog.track(id).await?.ok_or_else(|| {
             ApiError::new(404, "unknown_track", format!("no track with id {id}"))
                 .with_details(json!({"id": id}))
         })?;
+        let beats = if beats {
+            Some(self.catalog.beats(id).await?.unwrap_or_default())
+        } else {
+            None
+        };
         let c = &d.change;
         let attributes = c.attributes.as_ref().map(|(v, key, mode, camelot)| {
             let mut m = crate::view::attributes_map(v);
@@ -327,7 +333,7 @@ impl Engine {
             m.insert("camelot".into(), json!(camelot));
             Value::Object(m)
         });
-        Ok(json!({
+        let mut out = json!({
             "id": c.id,
             "external_id": c.external_id,
             "status": if c.active { "active" } else { "taken_down" },
@@ -348,7 +354,11 @@ impl Engine {
             "change_seq": c.seq,
             "created_at_ms": d.extra.created_at,
             "updated_at_ms": d.extra.updated_at,
-        }))
+        });
+        if let (Some(b), Some(o)) = (beats, out.as_object_mut()) {
+            o.insert("beats".into(), json!(b));
+        }
+        Ok(out)
     }
 
     /// Refuses filters naming tags no indexed track carries (a typo would otherwise

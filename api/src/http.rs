@@ -156,7 +156,7 @@ pub static ROUTES: &[Route] = &[
     Route { method: "GET", path: "/v1/health", summary: "Liveness, the change sequence served and the store's, index sizes", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(health) },
     Route { method: "GET", path: "/v1/metrics", summary: "Prometheus metrics (text format)", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(metrics) },
     Route { method: "GET", path: "/v1/openapi.json", summary: "This API as an OpenAPI 3 document, generated from the route table", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(openapi) },
-    Route { method: "GET", path: "/v1/tracks/{id}", summary: "A track: metadata, attributes, tags with score and source", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(track) },
+    Route { method: "GET", path: "/v1/tracks/{id}", summary: "A track: metadata, attributes, tags with score and source", query: &[("include", "beats: add the tracked beat times (seconds from the start)")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(track) },
     Route { method: "GET", path: "/v1/tracks/{id}/similar", summary: "More like this: nearest tracks by embedding, seed excluded, duplicates collapsed, with reasons", query: &[("limit", "results per page (1..=500, default 10)"), ("cursor", "next_cursor of the previous page"), ("max_per_artist", "at most this many results per artist"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(similar_get) },
     Route { method: "POST", path: "/v1/similar", summary: "More like several weighted seeds, a raw embedding, or an uploaded audio clip (multipart field `audio`)", query: &[], body: Some(("application/json | multipart/form-data", "{\"seeds\": [{\"id\", \"weight\"}], \"vector\": [...], \"filters\": {...}, \"limit\", \"cursor\", \"max_per_artist\"}; or multipart with `audio` and optional `options` (the same JSON)")), needs_token: false, max_body: BodyLimit::JsonOrClip, handler: h!(similar_post) },
     Route { method: "GET", path: "/v1/search", summary: "Text search (BM25) with the query syntax artist:, genre:, album:, title:, tag:, bpm:80-100, key:8A, year:1990-1999, quoted phrases; facet counts", query: &[("q", "the query"), ("limit", "1..=500"), ("cursor", "paging"), ("facets", "false to skip facet counts"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(search) },
@@ -474,7 +474,20 @@ async fn openapi(_: HttpRequest, _: Bytes, _: Arc<State>) -> Answer {
 
 async fn track(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
     let id = path_id(&req, "id")?;
-    ok(st.engine.track(id).await?)
+    let p = query(&req)?;
+    let mut beats = false;
+    for part in params::list(&p, "include") {
+        match part.as_str() {
+            "beats" => beats = true,
+            other => {
+                return Err(ApiError::bad(
+                    "unknown_include",
+                    format!("include={other}: the only extra a track has is `beats`"),
+                ))
+            }
+        }
+    }
+    ok(st.engine.track(id, beats).await?)
 }
 
 fn similar_common(p: &Pairs) -> ApiResult<(usize, usize, Option<usize>)> {

@@ -7,17 +7,22 @@ optional beat_bpm, family, group, time_signature), as written by
 `../shared/evalsets/render-scores.py` or `eval/compose.py`.
 
 Per file:
-  * Essentia: RhythmExtractor2013(method="multifeature") -> bpm; KeyExtractor() (default
-    profile) -> key, scale. Audio through MonoLoader at 44.1 kHz.
+  * Essentia: RhythmExtractor2013(method="multifeature") -> bpm and beats; KeyExtractor()
+    (default profile) -> key, scale; BeatsLoudness on those beats -> Beatogram -> Meter ->
+    beats per bar (6, 9, 12 read as 2, 3, 4 compound beats). Audio through MonoLoader at
+    44.1 kHz.
   * librosa: beat.beat_track on the default onset envelope (22.05 kHz mono) -> tempo;
     key by Krumhansl-Kessler profiles correlated with the mean chroma_cqt (librosa ships
-    no key estimator; this is the textbook one).
+    no key estimator; this is the textbook one); no metre (librosa has none).
   * Motif: read from the TSV `motif eval --attributes-out` wrote for the same folder.
 
 Measures (as embeddings/src/eval.rs): tempo Accuracy1 (within 4 %), Accuracy2 (also at
 x2, x1/2, x3, x1/3), felt-beat Accuracy1 against beat_bpm, MIREX key score (1 same key,
-0.5 a fifth above, 0.3 relative, 0.2 parallel). Printed overall and by family, group and
-time signature; per-file rows go to --out.
+0.5 a fifth above, 0.3 relative, 0.2 parallel); metre (beats per bar and compound
+division as felt: 6/8 is 2 compound, 2/2 is 2 simple; 5/4 or 3/8 count as misses) exact
+and by class (duple, triple, compound), and bar length (beats per bar x beat period within
+4 % of the score's bar: the bar found whichever level is called the beat), as `motif
+eval`. Printed overall and by family, group and time signature; per-file rows go to --out.
 
     nice -n 10 /work/peer-venv/bin/python docs/peer/peer_scores.py SET_DIR \
         [--motif SET_DIR/motif.tsv] [--out SET_DIR/peers.tsv] [--limit N]
@@ -78,9 +83,13 @@ def essentia_estimator():
 
     def run(path):
         audio = es.MonoLoader(filename=path, sampleRate=44100)()
-        bpm = rhythm(audio)[0]
+        bpm, ticks = rhythm(audio)[:2]
         k, scale, _ = key(audio)
-        return bpm, pc(k), scale == "major"
+        bars = None
+        if len(ticks) > 4:
+            loud, ratio = es.BeatsLoudness(beats=ticks)(audio)
+            bars = int(round(es.Meter()(es.Beatogram()(loud, ratio))))
+        return bpm, pc(k), scale == "major", felt(bars) if bars else None, bars
     return run
 
 
@@ -101,7 +110,7 @@ def librosa_estimator():
                 r = float(np.corrcoef(chroma, rotate(prof, t))[0, 1])
                 if best is None or r > best[0]:
                     best = (r, t, major)
-        return float(np.atleast_1d(tempo)[0]), best[1], best[2]
+        return float(np.atleast_1d(tempo)[0]), best[1], best[2], None, None
     return run
 
 
@@ -110,13 +119,57 @@ def read_tsv(path):
         return list(csv.DictReader(f, delimiter="\t"))
 
 
+def felt(beats_per_bar, compound=None):
+    """(beats, compound) for a number of beats per bar (6, 9, 12 as compound), or None."""
+    if compound is None:
+        if beats_per_bar in (6, 9, 12):
+            return (beats_per_bar // 3, True)
+        compound = False
+    return (beats_per_bar, compound) if beats_per_bar in (2, 3, 4) else None
+
+
+def felt_metre(ts):
+    """As `motif eval`: 6/8, 9/8, 12/8 (and x/4, x/16) compound; 2-4 over 2 or 4 simple."""
+    try:
+        num, den = (int(x) for x in ts.split("/"))
+    except (ValueError, AttributeError):
+        return None
+    if num in (6, 9, 12) and den in (4, 8, 16):
+        return (num // 3, True)
+    if num in (2, 3, 4) and den in (2, 4):
+        return (num, False)
+    return None
+
+
+def bar_quarters(ts):
+    """Quarter notes in a bar (6/8: 3, 2/2: 4), or None."""
+    try:
+        num, den = (int(x) for x in ts.split("/"))
+    except (ValueError, AttributeError):
+        return None
+    return num * 4.0 / den if num > 0 and den > 0 else None
+
+
+def metre_class(m):
+    return None if m is None else ("compound" if m[1] else "triple" if m[0] == 3 else "duple")
+
+
 class Tally:
     def __init__(self):
         self.n = self.a1 = self.a2 = self.beat_n = self.beat_a1 = self.keys = 0
+        self.metres = self.metre_exact = self.metre_class = self.bar = 0
         self.key = 0.0
 
     def add(self, est, truth):
-        bpm, tonic, major = est
+        bpm, tonic, major, metre, _ = est
+        if truth["has_metre"]:
+            self.metres += 1
+            self.metre_exact += metre is not None and metre == truth["metre"]
+            self.metre_class += metre is not None and metre_class(metre) == metre_class(truth["metre"])
+            if est[4] and bpm and truth["tempo"] and truth["bar_quarters"]:
+                got = est[4] * 60.0 / bpm
+                want = truth["bar_quarters"] * 60.0 / truth["tempo"]
+                self.bar += abs(got / want - 1.0) <= 0.04
         if bpm and truth["tempo"]:
             self.n += 1
             self.a1 += acc1(bpm, truth["tempo"])
@@ -130,9 +183,10 @@ class Tally:
 
     def line(self):
         r = lambda a, n: a / n if n else float("nan")
-        return "%4d files  A1 %.3f  A2 %.3f  beat-A1 %.3f  key %.3f" % (
+        return "%4d files  A1 %.3f  A2 %.3f  beat-A1 %.3f  key %.3f  metre %.3f (class %.3f)  bar %.3f" % (
             self.n, r(self.a1, self.n), r(self.a2, self.n), r(self.beat_a1, self.beat_n),
-            r(self.key, self.keys))
+            r(self.key, self.keys), r(self.metre_exact, self.metres),
+            r(self.metre_class, self.metres), r(self.bar, self.metres))
 
 
 def truth_of(row):
@@ -142,15 +196,20 @@ def truth_of(row):
         "beat": num("beat_bpm"),
         "tonic": pc(row.get("tonic") or row.get("key")),
         "major": (row.get("mode") or "").lower() == "major",
+        "has_metre": bool(row.get("time_signature")),
+        "metre": felt_metre(row.get("time_signature")),
+        "bar_quarters": bar_quarters(row.get("time_signature")),
     }
 
 
 def motif_rows(path, set_dir):
-    """path -> (bpm, tonic, major) from a `motif eval --attributes-out` TSV."""
+    """path -> (bpm, tonic, major, metre, beats per bar) from a `motif eval --attributes-out` TSV."""
     out = {}
     for r in read_tsv(path):
         rel = os.path.relpath(r["path"], set_dir) if os.path.isabs(r["path"]) else r["path"]
-        out[rel] = (float(r["tempo_bpm"]), pc(r["key"]), r["mode"] == "major")
+        bars = int(r.get("beats_per_bar") or 0)
+        metre = felt(bars, r.get("compound") == "true") if bars else None
+        out[rel] = (float(r["tempo_bpm"]), pc(r["key"]), r["mode"] == "major", metre, bars)
     return out
 
 
@@ -189,10 +248,10 @@ def main():
                     ests[name] = run(os.path.join(args.set_dir, row["path"]))
                 except Exception as e:  # a peer failing on a file is recorded, not fatal
                     print("%s failed on %s: %s" % (name, row["path"], e), file=sys.stderr)
-                    ests[name] = (None, None, True)
+                    ests[name] = (None, None, True, None, None)
                 cpu[name] += time.process_time() - t0
             if motif:
-                ests["motif"] = motif.get(row["path"], (None, None, True))
+                ests["motif"] = motif.get(row["path"], (None, None, True, None, None))
             keys = [("all", "")] + [(c, row[c]) for c in ("family", "group", "time_signature")
                                     if row.get(c)]
             for k in keys:

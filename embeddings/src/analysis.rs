@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::attributes::{Attributes, Mode, PitchClass};
+use crate::attributes::{Attributes, Mode, PitchClass, Pulse};
 use crate::decode::{AudioStream, StreamInfo};
 use crate::dsp::{cosine, FrameSplitter, RunningStats};
 use crate::embedding::Normalizer;
@@ -18,7 +18,7 @@ use crate::rhythm::{self, Rhythm, FPS};
 use crate::tags::{self, Tag};
 use crate::timbre::{self, Timbre, N_MFCC};
 use crate::tonal::{self, Chroma};
-use crate::{structure, ANALYSIS_RATE, ANALYZER_VERSION};
+use crate::{metre, structure, ANALYSIS_RATE, ANALYZER_VERSION};
 
 /// Main frames per structure block (0.46 s), equal to 5 chroma hops.
 const BLOCK_FRAMES: usize = BLOCK_CHROMA * tonal::HOP / timbre::HOP;
@@ -73,6 +73,9 @@ pub struct Analysis {
     pub attributes: Attributes,
     /// Derived `facet:value` tags (source: analysis).
     pub tags: Vec<Tag>,
+    /// Beat times in seconds from the start, increasing (empty when no beat was tracked).
+    #[serde(default)]
+    pub beats: Vec<f32>,
     /// Raw feature vector, layout in [`crate::features`].
     pub features: Vec<f32>,
     /// The embedding under the normaliser named by `embedding_space`.
@@ -327,8 +330,29 @@ fn analyze_inner(
         syncopation: 0.0,
         onset_rate: 0.0,
         tempogram: [0.0; 9],
+        steady: false,
+        distinctness: 0.0,
+        beats: Vec::new(),
     });
-    let (attributes, features) = describe(&frames, &rhythm, loud);
+    // A free pulse has no bars to count.
+    let metre = if rhythm.steady {
+        metre::estimate(
+            &rhythm.beats,
+            &rhythm::novelty(&frames.onset),
+            &rhythm::novelty(&frames.onset_low),
+            &frames.chroma.frames,
+        )
+        .map(|e| e.metre)
+    } else {
+        None
+    };
+    let (mut attributes, features) = describe(&frames, &rhythm, loud);
+    attributes.metre = metre;
+    let beats = rhythm
+        .beats
+        .iter()
+        .map(|&f| rhythm::frame_time(f))
+        .collect();
     let tags = tags::derive(&attributes);
     let embedding = normalizer.embed(&features);
     Ok(Analysis {
@@ -339,6 +363,7 @@ fn analyze_inner(
         },
         attributes,
         tags,
+        beats,
         features,
         embedding,
         embedding_space: normalizer.version.clone(),
@@ -441,6 +466,12 @@ fn describe(
     let attributes = Attributes {
         tempo_bpm: rh.tempo_bpm,
         tempo_confidence: rh.tempo_confidence,
+        pulse: if rh.steady {
+            Pulse::Steady
+        } else {
+            Pulse::Free
+        },
+        metre: None,
         key: tonic,
         mode: if key.major { Mode::Major } else { Mode::Minor },
         key_strength: key.strength,

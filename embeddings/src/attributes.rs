@@ -91,14 +91,37 @@ impl PitchClass {
     }
 }
 
+/// Whether the music has one steady pulse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pulse {
+    /// One periodicity stands out: `tempo_bpm` is the tempo.
+    #[default]
+    Steady,
+    /// No periodicity stands out from unrelated ones (rubato, ambient, free time):
+    /// `tempo_bpm` is only the likeliest period, the confidence is capped at 0.2 and the
+    /// track is tagged `tempo:free` instead of a tempo class. BPM range filters leave such
+    /// tracks out.
+    Free,
+}
+
 /// Every attribute of DESIGN.md's table. Definitions:
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attributes {
     /// Global tempo in BPM (30-250): the beat period whose pulse train best explains the
     /// autocorrelation of the onset envelope, under a log-normal prior centred at 120 BPM.
     pub tempo_bpm: f32,
-    /// 0-1: height of the onset autocorrelation at that period (x2, clipped).
+    /// 0-1: height of the onset autocorrelation at that period (x2, clipped; at most 0.2
+    /// when the pulse is free).
     pub tempo_confidence: f32,
+    /// Steady or free (see [`Pulse`]): the winning period's salience against the best
+    /// period not simply related to it (free below 1.06).
+    #[serde(default)]
+    pub pulse: Pulse,
+    /// Beats per bar and compound division, from accents, bass and harmonic change on the
+    /// tracked beats (see [`crate::metre`]); absent when too few beats were tracked.
+    #[serde(default)]
+    pub metre: Option<crate::metre::Metre>,
     /// Tonal centre: the key profile (Krumhansl-Kessler + Temperley) that correlates best
     /// with the track's mean chroma.
     pub key: PitchClass,

@@ -11,6 +11,7 @@
 
 pub mod analysis;
 pub mod attributes;
+pub mod beats;
 pub mod decode;
 pub mod dsp;
 pub mod embedding;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod loudness;
+pub mod metre;
 pub mod resample;
 pub mod rhythm;
 pub mod structure;
@@ -27,14 +29,15 @@ pub mod tonal;
 pub mod truepeak;
 
 pub use analysis::{analyze, analyze_with, decode_only, Analysis, AnalysisConfig, AudioInfo};
-pub use attributes::{Attributes, Mode, PitchClass};
+pub use attributes::{Attributes, Mode, PitchClass, Pulse};
 pub use embedding::{GroupWeights, Normalizer};
 pub use error::{AnalysisError, ErrorKind};
+pub use metre::Metre;
 pub use tags::Tag;
 
 /// Version of the analyser: bump on any change that alters features or attributes, so
 /// stored analyses are known to be stale and the indexer re-analyses with `--reanalyze`.
-pub const ANALYZER_VERSION: &str = "motif-analyzer/0.2.0";
+pub const ANALYZER_VERSION: &str = "motif-analyzer/0.3.0";
 
 /// Sample rate (Hz) all analysis runs at, after downmix and resampling.
 pub const ANALYSIS_RATE: u32 = 22_050;

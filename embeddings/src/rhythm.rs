@@ -25,6 +25,12 @@ const PRIOR_OCTAVES: f32 = 1.2;
 const COMB: [(f32, f32); 4] = [(1.0, 1.0), (2.0, 0.5), (3.0, 0.3), (4.0, 0.25)];
 /// Weight of the bass-band onset envelope's periodicity next to the full band's.
 const LOW_WEIGHT: f32 = 1.0;
+/// Below this [`Rhythm::distinctness`] the pulse is called free: another, unrelated
+/// periodicity explains the onsets almost as well. Chosen on score set A and the fixtures
+/// (the ambient fixture, whose tempo differed by codec, sits at 1.02-1.05).
+pub const STEADY_DISTINCTNESS: f32 = 1.06;
+/// The confidence a free pulse is capped at.
+pub const FREE_CONFIDENCE: f32 = 0.2;
 /// Beat-period multiples summarised in the tempogram part of the raw features.
 pub const TEMPOGRAM_RATIOS: [f32; 9] = [0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1.5, 2.0, 3.0, 4.0];
 
@@ -32,8 +38,16 @@ pub const TEMPOGRAM_RATIOS: [f32; 9] = [0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rhythm {
     pub tempo_bpm: f32,
-    /// Height of the autocorrelation at the beat period (0..1).
+    /// Height of the autocorrelation at the beat period (0..1); at most
+    /// [`FREE_CONFIDENCE`] when the pulse is not steady.
     pub tempo_confidence: f32,
+    /// One periodicity stands out ([`STEADY_DISTINCTNESS`]); otherwise the music has no
+    /// steady pulse (rubato, ambient) and `tempo_bpm` is only the likeliest period.
+    pub steady: bool,
+    /// The winning tempo's salience over that of the best unrelated tempo.
+    pub distinctness: f32,
+    /// Beat positions in onset frames (see [`frame_time`]), from [`crate::beats::track`].
+    pub beats: Vec<usize>,
     /// Share of 12-second windows whose own tempo agrees with the global one (0..1).
     pub tempo_stability: f32,
     /// How much onsets concentrate on the beat grid (0: not at all, towards 1: strongly).
@@ -46,9 +60,14 @@ pub struct Rhythm {
     pub tempogram: [f32; 9],
 }
 
+/// The time (seconds) an onset frame stands for: the centre of its analysis window.
+pub fn frame_time(frame: usize) -> f32 {
+    (frame * HOP + crate::timbre::FRAME / 2) as f32 / ANALYSIS_RATE as f32
+}
+
 /// Removes the local mean (1 s) from the onset envelope and keeps the positive part, so
 /// slow loudness changes do not look like periodicity.
-fn novelty(onset: &[f32]) -> Vec<f32> {
+pub fn novelty(onset: &[f32]) -> Vec<f32> {
     let half = (FPS / 2.0) as usize;
     let mut prefix = Vec::with_capacity(onset.len() + 1);
     prefix.push(0.0f64);
@@ -132,18 +151,64 @@ fn salience(acf: &[f32], lag: f32) -> f32 {
     comb * prior(60.0 * FPS / lag)
 }
 
-/// The best tempo (BPM) for one autocorrelation, on a 0.5 % grid refined to 0.05 %.
-fn best_tempo(acf: &[f32]) -> Option<f32> {
-    let mut best: Option<(f32, f32)> = None;
+/// Salience on a 0.5 % grid of tempi from [`MIN_BPM`] to [`MAX_BPM`], as `(bpm, salience)`.
+fn salience_curve(acf: &[f32]) -> Vec<(f32, f32)> {
+    let mut curve = Vec::with_capacity(430);
     let mut bpm = MIN_BPM;
     while bpm <= MAX_BPM {
-        let s = salience(acf, 60.0 * FPS / bpm);
-        if best.is_none_or(|(_, b)| s > b) {
-            best = Some((bpm, s));
-        }
+        curve.push((bpm, salience(acf, 60.0 * FPS / bpm)));
         bpm *= 1.005;
     }
-    let (coarse, _) = best?;
+    curve
+}
+
+/// How far the winning tempo stands out: its salience over the best salience of any tempo
+/// not simply related to it (not within 5 % of 1/4, 1/3, 1/2, 2/3, 3/4, 1, 4/3, 3/2, 2, 3
+/// or 4 times it). Near 1 means another, unrelated periodicity explains the onsets as
+/// well: there is no one steady pulse.
+fn distinctness(curve: &[(f32, f32)], best: (f32, f32)) -> f32 {
+    const RELATED: [f32; 11] = [
+        0.25,
+        1.0 / 3.0,
+        0.5,
+        2.0 / 3.0,
+        0.75,
+        1.0,
+        4.0 / 3.0,
+        1.5,
+        2.0,
+        3.0,
+        4.0,
+    ];
+    let rival = curve
+        .iter()
+        .filter(|(b, _)| {
+            RELATED
+                .iter()
+                .all(|r| (b / (best.0 * r) - 1.0).abs() > 0.05)
+        })
+        .map(|(_, s)| *s)
+        .fold(0.0f32, f32::max);
+    if rival > 0.0 {
+        best.1 / rival
+    } else {
+        f32::INFINITY
+    }
+}
+
+/// The best tempo (BPM) for one autocorrelation, on a 0.5 % grid refined to 0.05 %, and
+/// its [`distinctness`].
+fn best_tempo(acf: &[f32]) -> Option<(f32, f32)> {
+    let curve = salience_curve(acf);
+    let best = curve
+        .iter()
+        .copied()
+        .fold(None, |acc: Option<(f32, f32)>, c| match acc {
+            Some(a) if a.1 >= c.1 => Some(a),
+            _ => Some(c),
+        })?;
+    let distinct = distinctness(&curve, best);
+    let coarse = best.0;
     let mut fine = (coarse, f32::MIN);
     let mut b = coarse / 1.006;
     while b <= coarse * 1.006 {
@@ -153,7 +218,7 @@ fn best_tempo(acf: &[f32]) -> Option<f32> {
         }
         b *= 1.0005;
     }
-    Some(fine.0)
+    Some((fine.0, distinct))
 }
 
 /// Analyses an onset envelope. Returns `None` when there is nothing periodic to measure
@@ -191,14 +256,20 @@ pub fn analyse(onset: &[f32], onset_low: &[f32]) -> Option<Rhythm> {
             *m += v / acfs.len() as f32;
         }
     }
-    let tempo = best_tempo(&mean)?;
+    let (tempo, distinct) = best_tempo(&mean)?;
     let period = 60.0 * FPS / tempo;
-    let tempo_confidence = (at(&mean, period) * 2.0).clamp(0.0, 1.0);
+    let steady = distinct >= STEADY_DISTINCTNESS;
+    let height = (at(&mean, period) * 2.0).clamp(0.0, 1.0);
+    let tempo_confidence = if steady {
+        height
+    } else {
+        height.min(FREE_CONFIDENCE)
+    };
 
     let agree = acfs
         .iter()
         .filter_map(|a| best_tempo(a))
-        .filter(|&t| {
+        .filter(|&(t, _)| {
             [0.5f32, 1.0, 2.0]
                 .iter()
                 .any(|m| ((t / (tempo * m)) - 1.0).abs() <= 0.04)
@@ -269,6 +340,9 @@ pub fn analyse(onset: &[f32], onset_low: &[f32]) -> Option<Rhythm> {
     Some(Rhythm {
         tempo_bpm: tempo,
         tempo_confidence,
+        steady,
+        distinctness: distinct.min(100.0),
+        beats: crate::beats::track(&nov, period),
         tempo_stability,
         beat_strength,
         syncopation,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::attributes::{Attributes, Mode};
+use crate::attributes::{Attributes, Mode, Pulse};
 
 /// One tag with how strongly it applies (0-1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +19,10 @@ fn tag(name: impl Into<String>, score: f32) -> Tag {
     }
 }
 
+/// The tag of a track without a steady pulse (see [`crate::Pulse`]); BPM range filters
+/// leave such tracks out.
+pub const FREE_TEMPO: &str = "tempo:free";
+
 /// Tempo classes (BPM): slow < 80 <= moderate < 110 <= fast < 140 <= very-fast.
 pub fn tempo_class(bpm: f32) -> &'static str {
     match bpm {
@@ -29,8 +33,10 @@ pub fn tempo_class(bpm: f32) -> &'static str {
     }
 }
 
-/// The analysis tags of a track. Always present: `tempo:*`, `key:*`, `mode:*`,
-/// `camelot:*`, `energy:*`; present when they apply: `groove:danceable`,
+/// The analysis tags of a track. Always present: `tempo:*` (a class, or `tempo:free` when
+/// the pulse is not steady), `key:*`, `mode:*`, `camelot:*`, `energy:*`; `meter:2`,
+/// `meter:3` or `meter:4` (plus `meter:compound`) when beats were tracked; present when
+/// they apply: `groove:danceable`,
 /// `sound:acoustic`, `sound:electronic`, `rhythm:percussive`, `rhythm:syncopated`,
 /// `timbre:bright`, `timbre:dark`, `structure:repetitive`, `dynamics:wide`. Every tag is
 /// `facet:value`, so the catalogue can count and filter by facet.
@@ -39,15 +45,25 @@ pub fn derive(a: &Attributes) -> Vec<Tag> {
         Mode::Major => "major",
         Mode::Minor => "minor",
     };
-    let mut tags = vec![
-        tag(
+    let tempo = match a.pulse {
+        Pulse::Steady => tag(
             format!("tempo:{}", tempo_class(a.tempo_bpm)),
             a.tempo_confidence,
         ),
+        Pulse::Free => tag(FREE_TEMPO, 1.0 - a.tempo_confidence),
+    };
+    let mut tags = vec![
+        tempo,
         tag(format!("key:{}-{mode}", a.key.name()), a.key_strength),
         tag(format!("mode:{mode}"), a.key_strength),
         tag(format!("camelot:{}", a.camelot), a.key_strength),
     ];
+    if let Some(m) = a.metre {
+        tags.push(tag(format!("meter:{}", m.name()), a.tempo_confidence));
+        if m.compound {
+            tags.push(tag("meter:compound", a.tempo_confidence));
+        }
+    }
     let e = a.energy;
     tags.push(match e {
         e if e < 0.33 => tag("energy:low", 1.0 - e),
@@ -97,6 +113,15 @@ mod tests {
             let a = Attributes {
                 tempo_bpm: 60.0 + 100.0 * level,
                 tempo_confidence: level,
+                pulse: if level > 0.4 {
+                    Pulse::Steady
+                } else {
+                    Pulse::Free
+                },
+                metre: Some(crate::metre::Metre {
+                    beats_per_bar: 3,
+                    compound: level > 0.4,
+                }),
                 key: PitchClass::A,
                 mode: Mode::Minor,
                 key_strength: level,

@@ -152,6 +152,72 @@ fn tempo_key_and_mode_are_right_on_every_full_song() {
     assert!(checked >= 28, "only {checked} full songs checked");
 }
 
+/// Issue 13's codec bar: every encode of one song (MP3, AAC, Vorbis, Opus, FLAC, ...)
+/// gives the same pulse (steady or free), the same tempo within 2 % when steady, the same
+/// key and mode, and beats that fall at the same times.
+#[test]
+fn every_encode_of_a_song_gives_the_same_tempo_key_and_mode() {
+    let mut songs: std::collections::BTreeMap<String, Vec<(String, embeddings::Analysis)>> =
+        Default::default();
+    for t in tracks()
+        .iter()
+        .filter(|t| !t["excerpt"].as_bool().unwrap_or(false))
+    {
+        let path = t["path"].as_str().unwrap();
+        let a = analyze(&fixtures_dir().join(path), &AnalysisConfig::default()).unwrap();
+        songs
+            .entry(t["song"].as_str().unwrap().to_string())
+            .or_default()
+            .push((path.to_string(), a));
+    }
+    assert!(songs.len() >= 7, "{} songs", songs.len());
+    for (song, encodes) in &songs {
+        assert!(encodes.len() >= 4, "{song}: {} encodes", encodes.len());
+        let (first_path, first) = &encodes[0];
+        let f = &first.attributes;
+        for (path, a) in &encodes[1..] {
+            let at = &a.attributes;
+            assert_eq!(
+                (at.key, at.mode, at.pulse),
+                (f.key, f.mode, f.pulse),
+                "{path} against {first_path}"
+            );
+            if f.pulse == embeddings::Pulse::Steady {
+                let ratio = at.tempo_bpm.max(f.tempo_bpm) / at.tempo_bpm.min(f.tempo_bpm);
+                assert!(
+                    ratio <= 1.02,
+                    "{path}: {} BPM against {} in {first_path}",
+                    at.tempo_bpm,
+                    f.tempo_bpm
+                );
+                // Beats of one encode lie within 50 ms of the other's (the middle half of
+                // the song, away from encoder padding at the ends).
+                let duration = a.audio.duration_s as f32;
+                for b in a
+                    .beats
+                    .iter()
+                    .filter(|b| (0.25 * duration..0.75 * duration).contains(*b))
+                {
+                    let nearest = first
+                        .beats
+                        .iter()
+                        .map(|x| (x - b).abs())
+                        .fold(f32::MAX, f32::min);
+                    assert!(nearest <= 0.05, "{path}: beat at {b} s, nearest {nearest}");
+                }
+            }
+        }
+    }
+    // The song without drums has no steady pulse in any codec (it got 60, 103 and 120 BPM
+    // before the analyser could say so).
+    let ambient = &songs["ambient_c_major_nodrums"];
+    assert!(ambient
+        .iter()
+        .all(|(_, a)| a.attributes.pulse == embeddings::Pulse::Free
+            && a.tags.iter().any(|t| t.name == "tempo:free")
+            && a.attributes.metre.is_none()));
+}
+
 #[test]
 fn the_same_song_in_different_codecs_embeds_close_together() {
     // Lossy encodes of one song must be nearer each other than to other songs.

@@ -73,6 +73,11 @@ impl Synth {
         let attributes = Attributes {
             tempo_bpm: tempo,
             tempo_confidence: u(),
+            pulse: embeddings::Pulse::Steady,
+            metre: Some(embeddings::Metre {
+                beats_per_bar: [4, 4, 3, 2][i % 4],
+                compound: i.is_multiple_of(7),
+            }),
             key,
             mode,
             key_strength: u(),
@@ -126,13 +131,18 @@ impl Synth {
                 score: t.score as f64,
             })
             .collect();
+        let duration_s = 120.0 + 200.0 * rng.unit();
         TrackWrite {
             meta_hash: meta.fingerprint(),
             meta,
             content_hash: format!("{:016x}{:016x}", rng.next_u64(), i),
             analysis: Some(AnalysisRow {
                 analyzer_version: embeddings::ANALYZER_VERSION.into(),
-                duration_s: 120.0 + 200.0 * rng.unit(),
+                duration_s,
+                // A steady grid, as many beats as a real track of this length and tempo.
+                beats: (0..(duration_s as f32 * tempo / 60.0) as usize)
+                    .map(|k| 0.1 + k as f32 * 60.0 / tempo)
+                    .collect(),
                 codec: "vorbis".into(),
                 sample_rate: 44_100,
                 channels: 2,

@@ -338,6 +338,15 @@ impl TextIndex {
                 )),
             ));
         }
+        // A free pulse's tempo is only its likeliest period: BPM ranges leave it out.
+        let tempo = NumField::parse("tempo_bpm");
+        if filter
+            .ranges
+            .iter()
+            .any(|r| Some(r.field) == tempo && (r.min.is_some() || r.max.is_some()))
+        {
+            clauses.push((Occur::MustNot, term_q(f.tag, embeddings::tags::FREE_TEMPO)));
+        }
         for r in &filter.ranges {
             if r.min.is_none() && r.max.is_none() {
                 continue;

@@ -26,7 +26,10 @@ pub const FIELDS: &str = "OUTPUT FIELDS (one object per line; --pretty indents)
                             duration_s (decoded seconds)
   analysis.attributes
     tempo_bpm               global tempo, 30-250 BPM
-    tempo_confidence        0-1, strength of the beat periodicity
+    tempo_confidence        0-1, strength of the beat periodicity (at most 0.2 when free)
+    pulse                   steady, or free: no periodicity stands out (tempo:free tag)
+    metre                   {beats_per_bar: 2|3|4, compound: bool}, or null (free pulse,
+                            too few beats)
     key, mode               tonal centre (C..B with sharps) and major/minor
     key_strength            0-1, correlation with the key profile
     camelot                 Camelot wheel code, 1A-12B (A = minor, B = major)
@@ -44,8 +47,9 @@ pub const FIELDS: &str = "OUTPUT FIELDS (one object per line; --pretty indents)
     dynamic_complexity      dB, mean deviation of one-second levels
     onset_rate              onsets per second
   analysis.tags             [{name: \"facet:value\", score: 0-1}], e.g. tempo:fast,
-                            key:A-minor, mode:minor, camelot:8A, energy:high,
-                            groove:danceable, timbre:bright
+                            tempo:free, meter:3, meter:compound, key:A-minor, mode:minor,
+                            camelot:8A, energy:high, groove:danceable, timbre:bright
+  analysis.beats            beat times in seconds from the start
   analysis.features         raw feature vector (75 numbers; layout: timbre 38, harmony 16,
                             rhythm 16, dynamics 5; see embeddings::features)
   analysis.embedding        L2-normalised embedding (75 numbers) in embedding_space

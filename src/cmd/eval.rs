@@ -133,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::fs::File::create(out).with_context(|| format!("writing {}", out.display()))?;
         writeln!(
             f,
-            "path\tlabel\ttempo_bpm\ttempo_confidence\tkey\tmode\tkey_strength"
+            "path\tlabel\ttempo_bpm\ttempo_confidence\tkey\tmode\tkey_strength\tpulse\tbeats_per_bar\tcompound"
         )?;
         for ((l, p), a) in items
             .iter()
@@ -142,13 +142,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let at = &a.attributes;
             writeln!(
                 f,
-                "{}\t{l}\t{:.2}\t{:.3}\t{}\t{}\t{:.3}",
+                "{}\t{l}\t{:.2}\t{:.3}\t{}\t{}\t{:.3}\t{}\t{}\t{}",
                 p.display(),
                 at.tempo_bpm,
                 at.tempo_confidence,
                 at.key.name(),
                 serde_json::to_value(at.mode)?.as_str().unwrap_or(""),
-                at.key_strength
+                at.key_strength,
+                serde_json::to_value(at.pulse)?.as_str().unwrap_or(""),
+                at.metre.map_or(0, |m| m.beats_per_bar),
+                at.metre.is_some_and(|m| m.compound),
             )?;
         }
     }
@@ -292,6 +295,18 @@ struct Tally {
     keys: usize,
     key_score: f64,
     key_exact: usize,
+    /// Tempi reported as free (no steady pulse): counted as tempo misses.
+    free: usize,
+    /// Pieces with a time signature Motif's metre can name, and the hits.
+    metres: usize,
+    metre_exact: usize,
+    /// Hits of the class alone: duple (2 or 4), triple, compound.
+    metre_class: usize,
+    /// Hits of always answering four simple beats to the bar (the majority baseline).
+    metre_four: usize,
+    /// Bar length (beats per bar x beat period) within 4 % of the score's: the bar found,
+    /// whichever level is called the beat.
+    bar_hits: usize,
 }
 
 impl Tally {
@@ -319,6 +334,18 @@ impl Tally {
                 r(self.key_exact, self.keys)
             ));
         }
+        if self.free > 0 {
+            out.push_str(&format!("  free {}", self.free));
+        }
+        if self.metres > 0 {
+            out.push_str(&format!(
+                "  metre {:.3} (class {:.3}; always-4 {:.3})",
+                r(self.metre_exact, self.metres),
+                r(self.metre_class, self.metres),
+                r(self.metre_four, self.metres)
+            ));
+            out.push_str(&format!("  bar {:.3}", r(self.bar_hits, self.metres)));
+        }
         out
     }
 }
@@ -332,6 +359,7 @@ struct TruthColumns {
     key: usize,
     mode: usize,
     beat: Option<usize>,
+    time_signature: Option<usize>,
     breakdowns: Vec<(&'static str, usize)>,
 }
 
@@ -349,11 +377,42 @@ impl TruthColumns {
                 .with_context(|| format!("no `key` or `tonic` column in {}", truth.display()))?,
             mode: need("mode")?,
             beat: find("beat_bpm"),
+            time_signature: find("time_signature"),
             breakdowns: ["family", "group", "time_signature"]
                 .into_iter()
                 .filter_map(|n| find(n).map(|c| (n, c)))
                 .collect(),
         })
+    }
+}
+
+/// Beats per bar and compound division as felt for a time signature: 6/8, 9/8 and 12/8
+/// (and 6/4, 9/4, 12/4) are 2, 3 and 4 compound beats; 2/x, 3/x and 4/x are simple;
+/// anything else (5/4, 7/8, 3/8 felt one to the bar, ...) is a metre Motif does not name,
+/// so `None`, always a miss.
+fn felt_metre(ts: &str) -> Option<(u8, bool)> {
+    let (num, den) = ts.split_once('/')?;
+    let (num, den): (u8, u8) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
+    match (num, den) {
+        (6 | 9 | 12, 4 | 8 | 16) => Some((num / 3, true)),
+        (2..=4, 2 | 4) => Some((num, false)),
+        _ => None,
+    }
+}
+
+/// Quarter notes in a bar of a time signature (6/8: 3, 2/2: 4).
+fn bar_quarters(ts: &str) -> Option<f32> {
+    let (num, den) = ts.split_once('/')?;
+    let (num, den): (f32, f32) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
+    (num > 0.0 && den > 0.0).then_some(num * 4.0 / den)
+}
+
+/// The class of a metre: duple (2 or 4 simple beats), triple, or compound.
+fn metre_class((beats, compound): (u8, bool)) -> &'static str {
+    match (beats, compound) {
+        (_, true) => "compound",
+        (3, false) => "triple",
+        _ => "duple",
     }
 }
 
@@ -426,7 +485,23 @@ fn score_truth(
         let score = key
             .zip(major)
             .map(|(k, m)| key_score(at.key.index(), at.mode == Mode::Major, k.index(), m));
+        let signature = cols.time_signature.and_then(|c| f.get(c));
+        let metre_truth = signature.map(|ts| felt_metre(ts));
+        let quarters = signature.and_then(|ts| bar_quarters(ts));
         for t in tallies {
+            t.free += (at.pulse == embeddings::Pulse::Free) as usize;
+            if let Some(want) = metre_truth {
+                let got = at.metre.map(|m| (m.beats_per_bar, m.compound));
+                t.metres += 1;
+                t.metre_exact += (got.is_some() && got == want) as usize;
+                t.metre_class += (got.map(metre_class) == want.map(metre_class)) as usize;
+                t.metre_four += (want == Some((4, false))) as usize;
+                if let (Some(m), Some(q), Some(bar)) = (at.metre, tempo, quarters) {
+                    let got_s = f32::from(m.beats_per_bar) * 60.0 / at.tempo_bpm;
+                    let want_s = bar * 60.0 / q;
+                    t.bar_hits += ((got_s / want_s - 1.0).abs() <= 0.04) as usize;
+                }
+            }
             if let Some(truth) = tempo {
                 t.tempo += 1;
                 t.a1 += tempo_accuracy1(at.tempo_bpm, truth) as usize;
@@ -473,4 +548,26 @@ fn score_truth(
 fn write_json(path: &Path, n: &Normalizer) -> anyhow::Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(n)? + "\n")
         .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::felt_metre;
+
+    #[test]
+    fn time_signatures_map_to_felt_metres() {
+        assert_eq!(felt_metre("4/4"), Some((4, false)));
+        assert_eq!(felt_metre("4/2"), Some((4, false)));
+        assert_eq!(felt_metre("3/4"), Some((3, false)));
+        assert_eq!(felt_metre("2/2"), Some((2, false)));
+        assert_eq!(felt_metre("6/8"), Some((2, true)));
+        assert_eq!(felt_metre("9/8"), Some((3, true)));
+        assert_eq!(felt_metre("12/8"), Some((4, true)));
+        assert_eq!(felt_metre("5/4"), None);
+        assert_eq!(felt_metre("3/8"), None);
+        assert_eq!(felt_metre("x"), None);
+        assert_eq!(super::bar_quarters("6/8"), Some(3.0));
+        assert_eq!(super::bar_quarters("2/2"), Some(4.0));
+        assert_eq!(super::bar_quarters("0/4"), None);
+    }
 }

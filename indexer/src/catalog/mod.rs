@@ -59,7 +59,7 @@ const TRACKS_ON_CONFLICT: &str = "ON CONFLICT (external_id) DO UPDATE SET title 
      status = 'active', change_seq = excluded.change_seq, updated_at = excluded.updated_at";
 
 /// How many numeric attribute columns `analyses` has.
-pub const ATTRIBUTE_COUNT: usize = 16;
+pub const ATTRIBUTE_COUNT: usize = 17;
 
 /// The attribute columns of `analyses`, in the order [`rows::attribute_values`] yields them.
 pub const ATTRIBUTE_COLUMNS: [&str; ATTRIBUTE_COUNT] = [
@@ -79,6 +79,7 @@ pub const ATTRIBUTE_COLUMNS: [&str; ATTRIBUTE_COUNT] = [
     "repetitiveness",
     "dynamic_complexity",
     "onset_rate",
+    "beats_per_bar",
 ];
 
 /// One connection pool to either backend; cheap to clone.
@@ -301,6 +302,18 @@ impl Catalog {
 
     /// One track as the store knows it (whatever its status), with its tags' scores and
     /// sources; `None` for an unknown id.
+    /// The beat times (seconds) of a track's analysis: `None` for an unknown track or one
+    /// without analysis, empty when the analysis tracked no beats (or predates beats).
+    pub async fn beats(&self, id: i64) -> Result<Option<Vec<f32>>> {
+        let q = "SELECT a.beats FROM tracks t JOIN analyses a ON a.track_id = t.id \
+             WHERE t.id = $1";
+        let row: Option<(Option<Vec<u8>>,)> = match self {
+            Catalog::Postgres(p) => sqlx::query_as(q).bind(id).fetch_optional(p).await?,
+            Catalog::Sqlite(p) => sqlx::query_as(q).bind(id).fetch_optional(p).await?,
+        };
+        Ok(row.map(|(b,)| b.map(|b| rows::f32s_from_bytes(&b)).unwrap_or_default()))
+    }
+
     pub async fn track(&self, id: i64) -> Result<Option<TrackDetail>> {
         let q_change = format!(
             "SELECT {} FROM tracks t LEFT JOIN analyses a ON a.track_id = t.id WHERE t.id = $1",

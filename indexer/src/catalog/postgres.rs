@@ -85,7 +85,7 @@ pub(super) async fn states(pool: &PgPool, ids: &[String]) -> Result<Vec<TrackSta
 static UPSERT_ANALYSES: LazyLock<String> = LazyLock::new(|| {
     let attrs = ATTRIBUTE_COLUMNS.join(", ");
     let arrays: Vec<String> = (0..ATTRIBUTE_COLUMNS.len())
-        .map(|i| format!("${}::float8[]", i + 14))
+        .map(|i| format!("${}::float8[]", i + 15))
         .collect();
     let updates: Vec<String> = ATTRIBUTE_COLUMNS
         .iter()
@@ -93,18 +93,21 @@ static UPSERT_ANALYSES: LazyLock<String> = LazyLock::new(|| {
         .collect();
     format!(
         "INSERT INTO analyses (track_id, analyzer_version, features, embedding, embedding_space, \
-         sample_rate, channels, key, mode, camelot, tag_ids, tag_scores, analysed_at, {attrs}) \
+         sample_rate, channels, key, mode, camelot, tag_ids, tag_scores, analysed_at, beats, \
+         {attrs}) \
          SELECT u.track_id, u.v, u.f, u.e, u.s, u.sr, u.ch, u.k, u.m, u.c, u.ti::bigint[], \
-         u.ts::float8[], $13, {cols} \
+         u.ts::float8[], $13, u.b, {cols} \
          FROM UNNEST($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::int[], \
-         $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], {arrays}) \
-         AS u(track_id, v, f, e, s, sr, ch, k, m, c, ti, ts, {attrs}) \
+         $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $14::bytea[], \
+         {arrays}) \
+         AS u(track_id, v, f, e, s, sr, ch, k, m, c, ti, ts, b, {attrs}) \
          ON CONFLICT (track_id) DO UPDATE SET analyzer_version = EXCLUDED.analyzer_version, \
          features = EXCLUDED.features, embedding = EXCLUDED.embedding, \
          embedding_space = EXCLUDED.embedding_space, sample_rate = EXCLUDED.sample_rate, \
          channels = EXCLUDED.channels, key = EXCLUDED.key, mode = EXCLUDED.mode, \
          camelot = EXCLUDED.camelot, tag_ids = EXCLUDED.tag_ids, \
-         tag_scores = EXCLUDED.tag_scores, analysed_at = EXCLUDED.analysed_at, {updates}",
+         tag_scores = EXCLUDED.tag_scores, analysed_at = EXCLUDED.analysed_at, \
+         beats = EXCLUDED.beats, {updates}",
         cols = ATTRIBUTE_COLUMNS
             .iter()
             .map(|c| format!("u.{c}"))
@@ -421,7 +424,13 @@ async fn write_analyses(
         )
         .bind(&tag_lists)
         .bind(&score_lists)
-        .bind(now);
+        .bind(now)
+        .bind(
+            analysed
+                .iter()
+                .map(|(_, a)| rows::f32s_to_bytes(&a.beats))
+                .collect::<Vec<_>>(),
+        );
     let values: Vec<[f64; ATTRIBUTE_COUNT]> = analysed
         .iter()
         .map(|(_, a)| rows::attribute_values(&a.attributes))

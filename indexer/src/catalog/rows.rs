@@ -81,6 +81,8 @@ pub struct AnalysisRow {
     pub features: Vec<f32>,
     pub embedding: Vec<f32>,
     pub embedding_space: String,
+    /// Beat times, seconds.
+    pub beats: Vec<f32>,
 }
 
 impl AnalysisRow {
@@ -108,6 +110,7 @@ impl AnalysisRow {
             features: a.features,
             embedding,
             embedding_space,
+            beats: a.beats,
         }
     }
 }
@@ -228,6 +231,7 @@ pub struct ChangeRow {
     pub repetitiveness: Option<f64>,
     pub dynamic_complexity: Option<f64>,
     pub onset_rate: Option<f64>,
+    pub beats_per_bar: Option<f64>,
 }
 
 /// The SELECT list that fills a [`ChangeRow`] (tracks `t` left-joined to analyses `a`).
@@ -236,7 +240,7 @@ pub(super) const CHANGE_COLUMNS: &str = "t.id, t.change_seq, t.external_id, t.st
     a.camelot, a.tempo_bpm, a.tempo_confidence, a.key_strength, a.loudness_lufs, \
     a.loudness_range_lu, a.true_peak_dbtp, a.energy, a.danceability, a.brightness, \
     a.percussiveness, a.acousticness, a.syncopation, a.harmonic_complexity, a.repetitiveness, \
-    a.dynamic_complexity, a.onset_rate";
+    a.dynamic_complexity, a.onset_rate, a.beats_per_bar";
 
 impl ChangeRow {
     pub fn into_change(self, tags: Vec<String>) -> Change {
@@ -265,6 +269,7 @@ impl ChangeRow {
                     self.repetitiveness,
                     self.dynamic_complexity,
                     self.onset_rate,
+                    self.beats_per_bar,
                 ]
                 .map(|v| v.unwrap_or(0.0)),
                 k,
@@ -328,6 +333,7 @@ pub fn attribute_values(a: &Attributes) -> [f64; ATTRIBUTE_COUNT] {
         a.repetitiveness,
         a.dynamic_complexity,
         a.onset_rate,
+        a.metre.map_or(0.0, |m| f32::from(m.beats_per_bar)),
     ]
     .map(|v| v as f64)
 }

@@ -8,7 +8,7 @@
 # in), re-encodes each with ffmpeg to MP3 128k, Opus 64k, AAC 128k (M4A) and FLAC under
 # OUT (outside the repo), analyses originals and encodes with the release `motif analyze`,
 # and prints, per codec, the share of files whose tempo, key and mode agree with the
-# original's, and the largest attribute differences. Needs ffmpeg (Debian's).
+# original's (and pulse and metre), and the largest attribute differences. Needs ffmpeg (Debian's).
 set -euo pipefail
 corpus=${1:?usage: run.sh CORPUS OUT [N]}
 out=${2:?usage: run.sh CORPUS OUT [N]}
@@ -40,7 +40,8 @@ for line in open(sys.argv[1]):
     codec = "original" if codec.startswith("orig.") else codec
     rows[stem][codec] = d.get("analysis")
 attrs = ["energy", "danceability", "brightness", "acousticness", "loudness_lufs"]
-per = collections.defaultdict(lambda: {"n": 0, "tempo": 0, "key": 0, "mode": 0, "fail": 0,
+per = collections.defaultdict(lambda: {"n": 0, "tempo": 0, "key": 0, "mode": 0, "pulse": 0,
+                                       "metre": 0, "fail": 0,
                                        "diff": collections.defaultdict(float)})
 for stem, by in sorted(rows.items()):
     o = by.get("original")
@@ -59,11 +60,15 @@ for stem, by in sorted(rows.items()):
         p["tempo"] += abs(aa["tempo_bpm"] / oa["tempo_bpm"] - 1) <= 0.02
         p["key"] += aa["key"] == oa["key"]
         p["mode"] += aa["mode"] == oa["mode"]
+        p["pulse"] += aa.get("pulse") == oa.get("pulse")
+        p["metre"] += aa.get("metre") == oa.get("metre")
         for k in attrs:
             p["diff"][k] = max(p["diff"][k], abs(aa[k] - oa[k]))
-print("%-6s %5s %8s %8s %8s  largest difference: %s" % ("codec", "files", "tempo2%", "key", "mode", ", ".join(attrs)))
+print("%-6s %5s %8s %8s %8s %8s %8s  largest difference: %s" % ("codec", "files", "tempo2%", "key", "mode",
+      "pulse", "metre", ", ".join(attrs)))
 for codec, p in sorted(per.items()):
     n = max(p["n"] - p["fail"], 1)
-    print("%-6s %5d %8.3f %8.3f %8.3f  %s%s" % (codec, p["n"], p["tempo"] / n, p["key"] / n, p["mode"] / n,
+    print("%-6s %5d %8.3f %8.3f %8.3f %8.3f %8.3f  %s%s" % (codec, p["n"], p["tempo"] / n, p["key"] / n, p["mode"] / n,
+          p["pulse"] / n, p["metre"] / n,
           ", ".join("%.3f" % p["diff"][k] for k in attrs), "  (%d failed)" % p["fail"] if p["fail"] else ""))
 PY

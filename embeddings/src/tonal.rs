@@ -179,53 +179,13 @@ impl Chroma {
         m
     }
 
-    /// The key whose profile correlates best with the harmonic-summed chroma, then
-    /// [`Chroma::ending_decides_relative`].
+    /// The key whose profile correlates best with the harmonic-summed chroma.
     pub fn key(&self) -> KeyEstimate {
         let s: f32 = self.key_sum.iter().sum();
-        let chroma = if s <= 0.0 {
-            self.mean()
-        } else {
-            self.key_sum.map(|x| x / s)
-        };
-        let key = estimate_key(&chroma);
-        match self.ending_decides_relative(&key) {
-            Some((tonic, major)) => KeyEstimate {
-                tonic,
-                major,
-                strength: correlation(&chroma, tonic, major).clamp(0.0, 1.0),
-            },
-            None => key,
+        if s <= 0.0 {
+            return estimate_key(&self.mean());
         }
-    }
-
-    /// A major key and its relative minor share their notes, so the profiles often cannot
-    /// tell them apart: on score set A, 12 of 22 wrong keys were the relative major of a
-    /// minor piece. Music tends to end on its tonic chord: when the relative key's tonic
-    /// triad is [`ENDING_RELATIVE_RATIO`] times as strong as the estimate's over the last
-    /// [`ENDING_S`] seconds with sound, the relative key wins. (Chosen on set A: ending
-    /// 1-4 s and ratio 1.0-1.5 tried; the most conservative of the best.)
-    fn ending_decides_relative(&self, key: &KeyEstimate) -> Option<(usize, bool)> {
-        let last = self
-            .frames
-            .iter()
-            .rposition(|f| f.iter().any(|&x| x > 0.0))?;
-        let span = (ENDING_S * ANALYSIS_RATE as f32 / HOP as f32) as usize;
-        let tail = &self.frames[(last + 1).saturating_sub(span)..=last];
-        let mut end = [0.0f32; 12];
-        for f in tail {
-            end.iter_mut().zip(f).for_each(|(e, x)| *e += x);
-        }
-        let triad = |tonic: usize, major: bool| {
-            end[tonic] + end[(tonic + if major { 4 } else { 3 }) % 12] + end[(tonic + 7) % 12]
-        };
-        let relative = if key.major {
-            ((key.tonic + 9) % 12, false)
-        } else {
-            ((key.tonic + 3) % 12, true)
-        };
-        (triad(relative.0, relative.1) > ENDING_RELATIVE_RATIO * triad(key.tonic, key.major))
-            .then_some(relative)
+        estimate_key(&self.key_sum.map(|x| x / s))
     }
 
     /// Mean normalised entropy of the chroma frames (0: one pitch class, 1: all equal).
@@ -264,18 +224,6 @@ fn pitch_class(freq: f32) -> (usize, f32) {
     ((nearest as i64).rem_euclid(12) as usize, w)
 }
 
-/// Seconds at the end of the sound whose chroma decides between relative keys.
-const ENDING_S: f32 = 4.0;
-/// How much stronger the relative key's tonic triad must be there to win.
-const ENDING_RELATIVE_RATIO: f32 = 1.5;
-
-/// Pearson correlation of a chroma vector with one key's profile.
-fn correlation(chroma: &[f32; 12], tonic: usize, major: bool) -> f32 {
-    let (maj, min) = profiles();
-    let rotated: [f32; 12] = std::array::from_fn(|i| chroma[(i + tonic) % 12]);
-    pearson(&rotated, if major { &maj } else { &min })
-}
-
 /// Correlates a chroma vector with the 24 rotated key profiles.
 pub fn estimate_key(chroma: &[f32; 12]) -> KeyEstimate {
     let (major, minor) = profiles();
@@ -310,29 +258,6 @@ pub fn camelot(tonic: usize, major: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    /// C major's notes throughout; the ending's chord decides between C major and A minor.
-    #[test]
-    fn the_final_chord_decides_between_relative_keys() {
-        let scale = [1.0, 0.0, 0.6, 0.0, 0.8, 0.6, 0.0, 0.9, 0.0, 0.6, 0.0, 0.5];
-        // A minor's root doubled at the end (as a final chord usually has it), or C major.
-        for (ending, want) in [
-            ([(9usize, 1.0), (0, 0.7), (4, 0.7)], (9, false)),
-            ([(0, 1.0), (4, 0.7), (7, 0.7)], (0, true)),
-        ] {
-            let mut c = Chroma::new();
-            c.frames = vec![scale; 400];
-            let mut chord = [0.0f32; 12];
-            ending.iter().for_each(|&(p, w)| chord[p] = w);
-            c.frames.extend(std::iter::repeat_n(chord, 60));
-            c.frames.extend(std::iter::repeat_n([0.0; 12], 10));
-            for f in &c.frames {
-                c.key_sum.iter_mut().zip(f).for_each(|(s, x)| *s += x);
-            }
-            let k = c.key();
-            assert_eq!((k.tonic, k.major), want, "{ending:?}: {k:?}");
-        }
-    }
-
     use super::*;
 
     #[test]

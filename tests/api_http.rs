@@ -432,6 +432,34 @@ fn api_end_to_end(backend: &str) {
         again["tracks"], pl["tracks"],
         "the same seed gives the same playlist"
     );
+    // A harmonic playlist through the free-pulse tracks (the ambient song's four encodes)
+    // and the slow ones: a free tempo plays no part in a transition (no tempo change
+    // reported), a steady one does.
+    let (st, fp) = s.post_json(
+        "/v1/playlists",
+        &json!({"filters": {"tags_any": ["tempo:free", "tempo:slow"]}, "size": 8, "order": "harmonic", "seed": 3}),
+    );
+    assert_eq!(st, 200, "{fp}");
+    let entries = fp["tracks"].as_array().unwrap();
+    let free = |t: &Value| {
+        t["track"]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("tempo:free"))
+    };
+    assert!(entries.iter().filter(|t| free(t)).count() >= 4, "{fp}");
+    let mut saw = (false, false);
+    for w in entries.windows(2) {
+        let change = &w[1]["transition"]["tempo_change_pct"];
+        if free(&w[0]) || free(&w[1]) {
+            assert!(change.is_null(), "{fp}");
+            saw.0 = true;
+        } else {
+            assert!(change.is_number(), "{fp}");
+            saw.1 = true;
+        }
+    }
+    assert!(saw.0, "a transition next to a free pulse: {fp}");
     for order in ["smooth", "energy_arc"] {
         let (st, p) = s.post_json("/v1/playlists", &json!({"seeds": [seed], "duration_s": 600, "tolerance_s": 90, "artist_gap": 2, "order": order, "targets": {"energy": 0.5}}));
         assert_eq!(st, 200, "{p}");

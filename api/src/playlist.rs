@@ -404,8 +404,13 @@ fn build(
             }
             if let (Some(p), Order::Harmonic) = (prev, req.order) {
                 let key = KeyRelation::between(p.row.camelot as u64, c.row.camelot as u64);
-                let td = tempo_distance(p.row.attributes[0] as f64, c.row.attributes[0] as f64);
-                s += 2.0 * key.score() + if td <= HARMONIC_TEMPO_STEP { 1.0 } else { -td };
+                s += 2.0 * key.score()
+                    + match tempo_step(&p.row, &c.row) {
+                        // A free pulse has no tempo to match: neither bonus nor penalty.
+                        None => 0.0,
+                        Some(td) if td <= HARMONIC_TEMPO_STEP => 1.0,
+                        Some(td) => -td,
+                    };
                 s += 0.5 * dot(&p.vector, &c.vector);
             }
             // For a duration goal, prefer tracks that do not overshoot the tolerance.
@@ -509,16 +514,21 @@ fn render(
             let p = &list[i - 1];
             let key = KeyRelation::between(p.row.camelot as u64, c.row.camelot as u64);
             let (t0, t1) = (p.row.attributes[0] as f64, c.row.attributes[0] as f64);
-            let td = tempo_distance(t0, t1);
+            let td = tempo_step(&p.row, &c.row);
             let sim = dot(&p.vector, &c.vector);
-            if !(key.is_compatible() && td <= HARMONIC_TEMPO_STEP) {
+            if !(key.is_compatible() && td.is_none_or(|d| d <= HARMONIC_TEMPO_STEP)) {
                 non_harmonic += 1;
             }
+            // With a free pulse on either side the tempo plays no part in the score.
+            let score = match td {
+                Some(d) => (sim + key.score() + (1.0 - d.min(1.0))) / 3.0,
+                None => (sim + key.score()) / 2.0,
+            };
             json!({
                 "similarity": round4(sim),
                 "key_relation": format!("{key:?}").to_lowercase(),
-                "tempo_change_pct": round4(100.0 * (t1 / t0.max(1e-9) - 1.0)),
-                "score": round4((sim + key.score() + (1.0 - td.min(1.0))) / 3.0),
+                "tempo_change_pct": td.map(|_| round4(100.0 * (t1 / t0.max(1e-9) - 1.0))),
+                "score": round4(score),
             })
         });
         tracks.push(json!({
@@ -553,6 +563,13 @@ impl serde::Serialize for Order {
             Order::EnergyArc => "energy_arc",
         })
     }
+}
+
+/// The tempo distance of a transition, `None` when either side has no steady pulse
+/// (`tempo:free`): its tempo is only a likeliest period, so it neither earns nor costs.
+fn tempo_step(a: &Row, b: &Row) -> Option<f64> {
+    (!a.free_pulse && !b.free_pulse)
+        .then(|| tempo_distance(a.attributes[0] as f64, b.attributes[0] as f64))
 }
 
 /// `GET /v1/path?from=&to=&steps=`: `steps` tracks (ends included) walking from one

@@ -64,6 +64,9 @@ pub struct Fields {
     pub recording: Field,
     /// [`camelot_number`] (harmonic ordering without string lookups).
     pub camelot_n: Field,
+    /// 1 when the track is tagged `tempo:free` (playlists leave its tempo out of
+    /// transitions).
+    pub free_pulse: Field,
     /// One f64 fast field per [`ATTRIBUTE_COLUMNS`] entry, same order.
     pub attributes: Vec<Field>,
 }
@@ -92,6 +95,7 @@ pub fn schema() -> (Schema, Fields) {
     let artist_key = b.add_u64_field("artist_key", INDEXED | FAST);
     let recording = b.add_u64_field("recording", FAST | STORED);
     let camelot_n = b.add_u64_field("camelot_n", FAST);
+    let free_pulse = b.add_u64_field("free_pulse", FAST);
     let attributes = ATTRIBUTE_COLUMNS
         .iter()
         .map(|c| b.add_f64_field(c, num.clone()))
@@ -114,6 +118,7 @@ pub fn schema() -> (Schema, Fields) {
         artist_key,
         recording,
         camelot_n,
+        free_pulse,
         attributes,
     };
     (b.build(), fields)
@@ -645,6 +650,8 @@ pub struct Row {
     pub duration_s: f32,
     /// [`camelot_number`]; 0 unknown.
     pub camelot: u8,
+    /// No steady pulse (`tempo:free`): its tempo is only a likeliest period.
+    pub free_pulse: bool,
     pub artists: Vec<u64>,
     pub recording: u64,
 }
@@ -762,6 +769,7 @@ struct RowSegment {
     attributes: Vec<Column<f64>>,
     duration: Column<f64>,
     camelot: Column<u64>,
+    free_pulse: Column<u64>,
     artists: Column<u64>,
     recording: Column<u64>,
     out: Vec<Row>,
@@ -781,6 +789,7 @@ impl Collector for RowCollector {
                 .collect::<tantivy::Result<_>>()?,
             duration: ff.f64("duration_s")?,
             camelot: ff.u64("camelot_n")?,
+            free_pulse: ff.u64("free_pulse")?,
             artists: ff.u64("artist_key")?,
             recording: ff.u64("recording")?,
             out: Vec::new(),
@@ -810,6 +819,7 @@ impl SegmentCollector for RowSegment {
             attributes,
             duration_s: self.duration.first(doc).unwrap_or(0.0) as f32,
             camelot: self.camelot.first(doc).unwrap_or(0) as u8,
+            free_pulse: self.free_pulse.first(doc).unwrap_or(0) == 1,
             artists: self.artists.values_for_doc(doc).collect(),
             recording: self.recording.first(doc).unwrap_or(0),
         });
@@ -849,6 +859,8 @@ fn document(f: &Fields, c: &Change) -> TantivyDocument {
         d.add_text(f.mode, mode);
         d.add_text(f.camelot, camelot);
         d.add_u64(f.camelot_n, camelot_number(camelot));
+        let free = c.tags.iter().any(|t| t == embeddings::tags::FREE_TEMPO);
+        d.add_u64(f.free_pulse, free as u64);
         for (field, v) in f.attributes.iter().zip(values) {
             d.add_f64(*field, *v);
         }

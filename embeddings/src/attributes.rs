@@ -115,7 +115,7 @@ pub struct Attributes {
     /// when the pulse is free).
     pub tempo_confidence: f32,
     /// Steady or free (see [`Pulse`]): the winning period's salience against the best
-    /// period not simply related to it (free below 1.06).
+    /// period not simply related to it (free below 1.06), and its height (free below 0.15).
     #[serde(default)]
     pub pulse: Pulse,
     /// Beats per bar and compound division, from accents, bass and harmonic change on the

@@ -322,7 +322,8 @@ fn analyze_inner(
             ),
         ));
     }
-    let rhythm = rhythm::analyse(&frames.onset, &frames.onset_low).unwrap_or(Rhythm {
+    let novelty = rhythm::Novelty::of(&frames.onset, &frames.onset_low);
+    let rhythm = rhythm::analyse(&novelty).unwrap_or(Rhythm {
         tempo_bpm: 120.0,
         tempo_confidence: 0.0,
         tempo_stability: 0.0,
@@ -338,8 +339,8 @@ fn analyze_inner(
     let metre = if rhythm.steady {
         metre::estimate(
             &rhythm.beats,
-            &rhythm::novelty(&frames.onset),
-            &rhythm::novelty(&frames.onset_low),
+            &novelty.full,
+            &novelty.bass,
             &frames.chroma.frames,
         )
         .map(|e| e.metre)

@@ -226,20 +226,36 @@ fn best_tempo(acf: &[f32]) -> Option<(f32, f32)> {
     Some((fine.0, distinct))
 }
 
-/// Analyses an onset envelope. Returns `None` when there is nothing periodic to measure
+/// The [`novelty`] of the full-band and the bass-band onset envelopes: computed once,
+/// read by the tempo, the beats and the metre.
+pub struct Novelty {
+    pub full: Vec<f32>,
+    pub bass: Vec<f32>,
+}
+
+impl Novelty {
+    pub fn of(onset: &[f32], onset_low: &[f32]) -> Novelty {
+        Novelty {
+            full: novelty(onset),
+            bass: novelty(onset_low),
+        }
+    }
+}
+
+/// Analyses the onset novelty. Returns `None` when there is nothing periodic to measure
 /// (silence, or under two seconds of audio).
 ///
-/// `onset` is the full-band onset envelope, `onset_low` the bass-band one; periodicity is
-/// measured on both, weighted by [`LOW_WEIGHT`], so the beat level that the bass and kick
-/// confirm wins over faster subdivisions.
-pub fn analyse(onset: &[f32], onset_low: &[f32]) -> Option<Rhythm> {
-    if onset.len() < (2.0 * FPS) as usize {
+/// Periodicity is measured on the full band and the bass band, weighted by
+/// [`LOW_WEIGHT`], so the beat level that the bass and kick confirm wins over faster
+/// subdivisions.
+pub fn analyse(novelty: &Novelty) -> Option<Rhythm> {
+    let nov = &novelty.full;
+    if nov.len() < (2.0 * FPS) as usize {
         return None;
     }
-    let nov = novelty(onset);
-    let acfs: Vec<Vec<f32>> = window_acfs(&nov)
+    let acfs: Vec<Vec<f32>> = window_acfs(nov)
         .into_iter()
-        .zip(window_acfs(&novelty(onset_low)))
+        .zip(window_acfs(&novelty.bass))
         .filter_map(|pair| match pair {
             (Some(a), Some(b)) => Some(
                 a.iter()
@@ -347,7 +363,7 @@ pub fn analyse(onset: &[f32], onset_low: &[f32]) -> Option<Rhythm> {
         tempo_confidence,
         steady,
         distinctness: distinct.min(100.0),
-        beats: crate::beats::track(&nov, period),
+        beats: crate::beats::track(nov, period),
         tempo_stability,
         beat_strength,
         syncopation,
@@ -383,7 +399,7 @@ mod tests {
     fn finds_click_tempi() {
         for bpm in [70.0f32, 90.0, 100.0, 120.0, 128.0, 140.0, 174.0] {
             // Full band: beats and softer 8ths (hats); bass band: the beats only (kick).
-            let r = analyse(&clicks(bpm, true), &clicks(bpm, false)).unwrap();
+            let r = analyse(&Novelty::of(&clicks(bpm, true), &clicks(bpm, false))).unwrap();
             assert!(
                 (r.tempo_bpm / bpm - 1.0).abs() < 0.02,
                 "{bpm}: got {}",
@@ -415,7 +431,7 @@ mod tests {
         for _ in 0..240 {
             v[(next() % n as u64) as usize] += 1.0;
         }
-        let r = analyse(&v, &v).unwrap();
+        let r = analyse(&Novelty::of(&v, &v)).unwrap();
         assert!(
             !r.steady,
             "distinctness {} confidence {}",
@@ -426,8 +442,8 @@ mod tests {
 
     #[test]
     fn silence_has_no_rhythm_but_does_not_panic() {
-        let r = analyse(&vec![0.0; 3000], &vec![0.0; 3000]);
+        let r = analyse(&Novelty::of(&[0.0; 3000], &[0.0; 3000]));
         assert!(r.is_none() || r.unwrap().tempo_confidence == 0.0);
-        assert!(analyse(&[], &[]).is_none());
+        assert!(analyse(&Novelty::of(&[], &[])).is_none());
     }
 }

@@ -343,7 +343,6 @@ fn analyze_inner(
             &novelty.bass,
             &frames.chroma.frames,
         )
-        .map(|e| e.metre)
     } else {
         None
     };

@@ -47,18 +47,6 @@ impl Metre {
     }
 }
 
-/// What the estimate saw, for evaluation and the raw features.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MetreEvidence {
-    pub metre: Metre,
-    /// Downbeat contrast for bars of 2, 3 and 4 beats.
-    pub contrast: [f32; 3],
-    /// Bar repetition of the within-beat onset pattern at lags of 2, 3 and 4 beats.
-    pub repeat: [f32; 3],
-    /// Onsets on the beat's thirds over those on its half.
-    pub thirds_over_half: f32,
-}
-
 /// Estimates the metre from beat positions (onset frames), the full-band and bass novelty
 /// (onset frames) and the chroma frames. `None` with too few beats.
 pub fn estimate(
@@ -66,7 +54,7 @@ pub fn estimate(
     novelty: &[f32],
     bass: &[f32],
     chroma: &[[f32; 12]],
-) -> Option<MetreEvidence> {
+) -> Option<Metre> {
     if beats.len() < MIN_BEATS || novelty.is_empty() {
         return None;
     }
@@ -104,18 +92,13 @@ pub fn estimate(
     let thirds_over_half = if half > 0.0 {
         thirds / half
     } else if thirds > 0.0 {
-        f32::MAX
+        f32::INFINITY
     } else {
         0.0
     };
-    Some(MetreEvidence {
-        metre: Metre {
-            beats_per_bar,
-            compound: thirds_over_half >= COMPOUND_RATIO,
-        },
-        contrast,
-        repeat,
-        thirds_over_half: thirds_over_half.min(100.0),
+    Some(Metre {
+        beats_per_bar,
+        compound: thirds_over_half >= COMPOUND_RATIO,
     })
 }
 
@@ -242,8 +225,8 @@ mod tests {
         for bar in [3, 4] {
             let (b, nov, bass, chroma) = accented(bar, 48);
             let e = estimate(&b, &nov, &bass, &chroma).unwrap();
-            assert_eq!(e.metre.beats_per_bar as usize, bar, "{e:?}");
-            assert!(!e.metre.compound, "{e:?}");
+            assert_eq!(e.beats_per_bar as usize, bar, "{e:?}");
+            assert!(!e.compound, "{e:?}");
         }
     }
 

@@ -346,8 +346,7 @@ fn analyze_inner(
     } else {
         None
     };
-    let (mut attributes, features) = describe(&frames, &rhythm, loud);
-    attributes.metre = metre;
+    let (attributes, features) = describe(&frames, &rhythm, metre, loud);
     let beats = rhythm
         .beats
         .iter()
@@ -383,6 +382,7 @@ fn clip01(x: f32) -> f32 {
 fn describe(
     fr: &Frames,
     rh: &Rhythm,
+    metre: Option<metre::Metre>,
     loud: crate::loudness::LoudnessResult,
 ) -> (Attributes, Vec<f32>) {
     let t = &fr.timbre;
@@ -471,7 +471,7 @@ fn describe(
         } else {
             Pulse::Free
         },
-        metre: None,
+        metre,
         key: tonic,
         mode: if key.major { Mode::Major } else { Mode::Minor },
         key_strength: key.strength,

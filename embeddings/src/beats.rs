@@ -16,8 +16,7 @@ pub fn track(novelty: &[f32], period: f32) -> Vec<usize> {
     if period.is_nan() || period < 2.0 || (n as f32) < 2.0 * period {
         return Vec::new();
     }
-    let mean = novelty.iter().sum::<f32>() / n as f32;
-    let sd = (novelty.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n as f32).sqrt();
+    let (_, sd) = crate::dsp::mean_sd(novelty);
     if sd <= 0.0 {
         return Vec::new();
     }

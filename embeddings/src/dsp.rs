@@ -198,6 +198,17 @@ pub fn dct_matrix(n_out: usize, n_in: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Mean and (population) standard deviation of a slice, in f32 (0, 0 when empty).
+pub fn mean_sd(x: &[f32]) -> (f32, f32) {
+    if x.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+    (mean, sd)
+}
+
 /// Median of a small slice (copied into `scratch`).
 pub fn median(values: &[f32], scratch: &mut Vec<f32>) -> f32 {
     scratch.clear();

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dsp::cosine;
+use crate::dsp::{cosine, mean_sd};
 
 /// Onset frames per chroma frame ([`crate::tonal::HOP`] / [`crate::timbre::HOP`]).
 const ONSET_PER_CHROMA: usize = crate::tonal::HOP / crate::timbre::HOP;
@@ -74,7 +74,10 @@ pub fn estimate(
     let per_beat: Vec<f32> = (0..beats.len()).map(|i| za[i] + zb[i] + zc[i]).collect();
     let contrast = [2, 3, 4].map(|m| downbeat_contrast(&per_beat, m));
     let pattern = within_beat_pattern(beats, novelty);
-    let repeat = [2, 3, 4].map(|m| lag_similarity(&pattern, m));
+    let mean: [f32; SUBDIVISION_POINTS] = std::array::from_fn(|k| {
+        pattern.iter().map(|p| p[k]).sum::<f32>() / pattern.len().max(1) as f32
+    });
+    let repeat = [2, 3, 4].map(|m| lag_similarity(&pattern, &mean, m));
     let triple = (contrast[1] - contrast[0].max(contrast[2]))
         + REPEAT_WEIGHT * (repeat[1] - repeat[0].max(repeat[2]));
     let beats_per_bar = if triple > TRIPLE_MARGIN {
@@ -84,9 +87,6 @@ pub fn estimate(
     } else {
         4
     };
-    let mean: Vec<f32> = (0..SUBDIVISION_POINTS)
-        .map(|k| pattern.iter().map(|p| p[k]).sum::<f32>() / pattern.len().max(1) as f32)
-        .collect();
     let half = mean[SUBDIVISION_POINTS / 2];
     let thirds = (mean[SUBDIVISION_POINTS / 3] + mean[2 * SUBDIVISION_POINTS / 3]) / 2.0;
     let thirds_over_half = if half > 0.0 {
@@ -134,9 +134,7 @@ fn harmonic_change(beats: &[usize], chroma: &[[f32; 12]]) -> Vec<f32> {
 
 /// Zero mean, unit variance (all zeros when constant).
 fn standard(x: &[f32]) -> Vec<f32> {
-    let n = x.len().max(1) as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+    let (mean, sd) = mean_sd(x);
     x.iter()
         .map(|v| if sd > 0.0 { (v - mean) / sd } else { 0.0 })
         .collect()
@@ -177,14 +175,15 @@ fn within_beat_pattern(beats: &[usize], novelty: &[f32]) -> Vec<[f32; SUBDIVISIO
         .collect()
 }
 
-/// Mean cosine similarity of the centred patterns `lag` beats apart.
-fn lag_similarity(patterns: &[[f32; SUBDIVISION_POINTS]], lag: usize) -> f32 {
+/// Mean cosine similarity of the patterns `lag` beats apart, centred on their `mean`.
+fn lag_similarity(
+    patterns: &[[f32; SUBDIVISION_POINTS]],
+    mean: &[f32; SUBDIVISION_POINTS],
+    lag: usize,
+) -> f32 {
     if patterns.len() <= lag + 2 {
         return 0.0;
     }
-    let n = patterns.len() as f32;
-    let mean: [f32; SUBDIVISION_POINTS] =
-        std::array::from_fn(|k| patterns.iter().map(|p| p[k]).sum::<f32>() / n);
     let centred: Vec<[f32; SUBDIVISION_POINTS]> = patterns
         .iter()
         .map(|p| std::array::from_fn(|k| p[k] - mean[k]))

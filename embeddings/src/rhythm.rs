@@ -340,7 +340,7 @@ pub fn analyse(novelty: &Novelty) -> Option<Rhythm> {
     };
 
     // Onsets: local maxima of the novelty over +/- 46 ms above a global threshold.
-    let sd = (nov.iter().map(|x| (x - mean_nov).powi(2)).sum::<f32>() / nov.len() as f32).sqrt();
+    let (_, sd) = crate::dsp::mean_sd(nov);
     let threshold = mean_nov + 0.5 * sd;
     let w = ((0.04 * FPS).round() as usize).max(1);
     let mut onsets = 0usize;

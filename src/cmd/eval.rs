@@ -391,8 +391,7 @@ impl TruthColumns {
 /// anything else (5/4, 7/8, 3/8 felt one to the bar, ...) is a metre Motif does not name,
 /// so `None`, always a miss.
 fn felt_metre(ts: &str) -> Option<(u8, bool)> {
-    let (num, den) = ts.split_once('/')?;
-    let (num, den): (u8, u8) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
+    let (num, den) = signature(ts)?;
     match (num, den) {
         (6 | 9 | 12, 4 | 8 | 16) => Some((num / 3, true)),
         (2..=4, 2 | 4) => Some((num, false)),
@@ -402,9 +401,14 @@ fn felt_metre(ts: &str) -> Option<(u8, bool)> {
 
 /// Quarter notes in a bar of a time signature (6/8: 3, 2/2: 4).
 fn bar_quarters(ts: &str) -> Option<f32> {
+    let (num, den) = signature(ts)?;
+    (num > 0 && den > 0).then(|| f32::from(num) * 4.0 / f32::from(den))
+}
+
+/// The numerator and denominator of a time signature such as `6/8`.
+fn signature(ts: &str) -> Option<(u8, u8)> {
     let (num, den) = ts.split_once('/')?;
-    let (num, den): (f32, f32) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
-    (num > 0.0 && den > 0.0).then_some(num * 4.0 / den)
+    Some((num.trim().parse().ok()?, den.trim().parse().ok()?))
 }
 
 /// The class of a metre: duple (2 or 4 simple beats), triple, or compound.

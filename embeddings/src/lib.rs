@@ -18,6 +18,7 @@ pub mod embedding;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod learned;
 pub mod loudness;
 pub mod metre;
 pub mod resample;

@@ -1,0 +1,329 @@
+//! The models' labels mapped into Motif's `facet:value` tags: `genre:*`, `mood:*`, `era:*`,
+//! `instrument:*`, `vocals:*`. Synonyms merge (a tag's score is the highest of its labels'
+//! scores: "female vocalist", "female vocalists", "woman", "female voice" are one
+//! `vocals:female`), and a tag is given when its score reaches its threshold. Labels
+//! Motif already describes better from the signal (slow, fast, beat, drums' presence as
+//! "beats") are left out. Thresholds and how they were chosen: docs/MEASUREMENTS.md
+//! ("Learned tags").
+
+use crate::tags::Tag;
+
+use super::Listening;
+
+/// `MSD_musicnn`'s labels in output order (the weights file carries them too; a unit test
+/// checks they agree).
+pub const MSD_LABELS: [&str; 50] = [
+    "rock",
+    "pop",
+    "alternative",
+    "indie",
+    "electronic",
+    "female vocalists",
+    "dance",
+    "00s",
+    "alternative rock",
+    "jazz",
+    "beautiful",
+    "metal",
+    "chillout",
+    "male vocalists",
+    "classic rock",
+    "soul",
+    "indie rock",
+    "Mellow",
+    "electronica",
+    "80s",
+    "folk",
+    "90s",
+    "chill",
+    "instrumental",
+    "punk",
+    "oldies",
+    "blues",
+    "hard rock",
+    "ambient",
+    "acoustic",
+    "experimental",
+    "female vocalist",
+    "guitar",
+    "Hip-Hop",
+    "70s",
+    "party",
+    "country",
+    "easy listening",
+    "sexy",
+    "catchy",
+    "funk",
+    "electro",
+    "heavy metal",
+    "Progressive rock",
+    "60s",
+    "rnb",
+    "indie pop",
+    "sad",
+    "House",
+    "happy",
+];
+
+/// `MTT_musicnn`'s labels in output order.
+pub const MTT_LABELS: [&str; 50] = [
+    "guitar",
+    "classical",
+    "slow",
+    "techno",
+    "strings",
+    "drums",
+    "electronic",
+    "rock",
+    "fast",
+    "piano",
+    "ambient",
+    "beat",
+    "violin",
+    "vocal",
+    "synth",
+    "female",
+    "indian",
+    "opera",
+    "male",
+    "singing",
+    "vocals",
+    "no vocals",
+    "harpsichord",
+    "loud",
+    "quiet",
+    "flute",
+    "woman",
+    "male vocal",
+    "no vocal",
+    "pop",
+    "soft",
+    "sitar",
+    "solo",
+    "man",
+    "classic",
+    "choir",
+    "voice",
+    "new age",
+    "dance",
+    "male voice",
+    "female vocal",
+    "beats",
+    "harp",
+    "cello",
+    "no voice",
+    "weird",
+    "country",
+    "metal",
+    "female voice",
+    "choral",
+];
+
+/// One Motif tag: the labels it merges (prefixed `msd:` or `mtt:`) and its threshold.
+pub struct Entry {
+    pub tag: &'static str,
+    pub labels: &'static [&'static str],
+    pub threshold: f32,
+}
+
+const fn e(tag: &'static str, labels: &'static [&'static str], threshold: f32) -> Entry {
+    Entry {
+        tag,
+        labels,
+        threshold,
+    }
+}
+
+/// Every learned tag. Thresholds: see the module doc.
+pub const VOCABULARY: &[Entry] = &[
+    e("genre:rock", &["msd:rock", "mtt:rock"], 0.5),
+    e("genre:pop", &["msd:pop", "mtt:pop"], 0.5),
+    e(
+        "genre:alternative",
+        &["msd:alternative", "msd:alternative rock"],
+        0.5,
+    ),
+    e(
+        "genre:indie",
+        &["msd:indie", "msd:indie rock", "msd:indie pop"],
+        0.5,
+    ),
+    e(
+        "genre:electronic",
+        &[
+            "msd:electronic",
+            "msd:electronica",
+            "msd:electro",
+            "mtt:electronic",
+        ],
+        0.5,
+    ),
+    e("genre:dance", &["msd:dance", "mtt:dance"], 0.5),
+    e("genre:house", &["msd:House"], 0.5),
+    e("genre:techno", &["mtt:techno"], 0.5),
+    e("genre:jazz", &["msd:jazz"], 0.5),
+    e(
+        "genre:metal",
+        &["msd:metal", "msd:heavy metal", "mtt:metal"],
+        0.5,
+    ),
+    e("genre:hard-rock", &["msd:hard rock"], 0.5),
+    e("genre:classic-rock", &["msd:classic rock"], 0.5),
+    e("genre:progressive-rock", &["msd:Progressive rock"], 0.5),
+    e("genre:punk", &["msd:punk"], 0.5),
+    e("genre:soul", &["msd:soul"], 0.5),
+    e("genre:rnb", &["msd:rnb"], 0.5),
+    e("genre:funk", &["msd:funk"], 0.5),
+    e("genre:blues", &["msd:blues"], 0.5),
+    e("genre:folk", &["msd:folk"], 0.5),
+    e("genre:country", &["msd:country", "mtt:country"], 0.5),
+    e("genre:hip-hop", &["msd:Hip-Hop"], 0.5),
+    e("genre:ambient", &["msd:ambient", "mtt:ambient"], 0.5),
+    e("genre:experimental", &["msd:experimental"], 0.5),
+    e("genre:easy-listening", &["msd:easy listening"], 0.5),
+    e("genre:classical", &["mtt:classical", "mtt:classic"], 0.5),
+    e("genre:new-age", &["mtt:new age"], 0.5),
+    e("genre:indian", &["mtt:indian"], 0.5),
+    e("genre:opera", &["mtt:opera"], 0.5),
+    e("mood:chill", &["msd:chill", "msd:chillout"], 0.5),
+    e("mood:mellow", &["msd:Mellow", "mtt:soft"], 0.5),
+    e("mood:beautiful", &["msd:beautiful"], 0.5),
+    e("mood:sad", &["msd:sad"], 0.5),
+    e("mood:happy", &["msd:happy"], 0.5),
+    e("mood:sexy", &["msd:sexy"], 0.5),
+    e("mood:party", &["msd:party"], 0.5),
+    e("mood:catchy", &["msd:catchy"], 0.5),
+    e("mood:quiet", &["mtt:quiet"], 0.5),
+    e("mood:loud", &["mtt:loud"], 0.5),
+    e("mood:weird", &["mtt:weird"], 0.5),
+    e("era:60s", &["msd:60s"], 0.5),
+    e("era:70s", &["msd:70s"], 0.5),
+    e("era:80s", &["msd:80s"], 0.5),
+    e("era:90s", &["msd:90s"], 0.5),
+    e("era:00s", &["msd:00s"], 0.5),
+    e("era:oldies", &["msd:oldies"], 0.5),
+    e("instrument:guitar", &["msd:guitar", "mtt:guitar"], 0.5),
+    e("instrument:piano", &["mtt:piano"], 0.5),
+    e(
+        "instrument:strings",
+        &["mtt:strings", "mtt:violin", "mtt:cello"],
+        0.5,
+    ),
+    e("instrument:violin", &["mtt:violin"], 0.5),
+    e("instrument:cello", &["mtt:cello"], 0.5),
+    e("instrument:harpsichord", &["mtt:harpsichord"], 0.5),
+    e("instrument:flute", &["mtt:flute"], 0.5),
+    e("instrument:harp", &["mtt:harp"], 0.5),
+    e("instrument:sitar", &["mtt:sitar"], 0.5),
+    e("instrument:synth", &["mtt:synth"], 0.5),
+    e("instrument:drums", &["mtt:drums"], 0.5),
+    e(
+        "vocals:female",
+        &[
+            "msd:female vocalists",
+            "msd:female vocalist",
+            "mtt:female",
+            "mtt:woman",
+            "mtt:female vocal",
+            "mtt:female voice",
+        ],
+        0.5,
+    ),
+    e(
+        "vocals:male",
+        &[
+            "msd:male vocalists",
+            "mtt:male",
+            "mtt:man",
+            "mtt:male vocal",
+            "mtt:male voice",
+        ],
+        0.5,
+    ),
+    e(
+        "vocals:none",
+        &[
+            "msd:instrumental",
+            "mtt:no vocals",
+            "mtt:no vocal",
+            "mtt:no voice",
+        ],
+        0.5,
+    ),
+    e("vocals:choir", &["mtt:choir", "mtt:choral"], 0.5),
+];
+
+/// The score of one model label (`msd:rock`), or `None` for a label no model has.
+pub fn label_score(listening: &Listening, label: &str) -> Option<f32> {
+    let (model, name) = label.split_once(':')?;
+    let (labels, scores) = match model {
+        "msd" => (&MSD_LABELS, &listening.msd),
+        "mtt" => (&MTT_LABELS, &listening.mtt),
+        _ => return None,
+    };
+    labels.iter().position(|l| *l == name).map(|i| scores[i])
+}
+
+/// Every vocabulary tag's score (the highest of its labels'), given or not.
+pub fn scores(listening: &Listening) -> Vec<(&'static Entry, f32)> {
+    VOCABULARY
+        .iter()
+        .map(|entry| {
+            let score = entry
+                .labels
+                .iter()
+                .filter_map(|l| label_score(listening, l))
+                .fold(0.0f32, f32::max);
+            (entry, score)
+        })
+        .collect()
+}
+
+/// The tags that reach their thresholds, each with its model score.
+pub fn tags(listening: &Listening) -> Vec<Tag> {
+    scores(listening)
+        .into_iter()
+        .filter(|(entry, score)| *score >= entry.threshold)
+        .map(|(entry, score)| Tag {
+            name: entry.tag.to_string(),
+            score: score.clamp(0.0, 1.0),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_label_of_the_vocabulary_exists_and_every_tag_has_a_facet() {
+        let l = Listening {
+            msd: vec![0.0; 50],
+            mtt: vec![0.0; 50],
+            embedding: vec![],
+            patches: 1,
+        };
+        for entry in VOCABULARY {
+            assert!(entry.tag.split_once(':').is_some(), "{}", entry.tag);
+            for label in entry.labels {
+                assert!(label_score(&l, label).is_some(), "{label}");
+            }
+        }
+    }
+
+    #[test]
+    fn synonyms_merge_to_their_highest_score() {
+        let mut l = Listening {
+            msd: vec![0.0; 50],
+            mtt: vec![0.0; 50],
+            embedding: vec![],
+            patches: 1,
+        };
+        l.msd[5] = 0.3; // female vocalists
+        l.mtt[26] = 0.9; // woman
+        let s = scores(&l);
+        let female = s.iter().find(|(e, _)| e.tag == "vocals:female").unwrap();
+        assert_eq!(female.1, 0.9);
+        assert!(tags(&l).iter().any(|t| t.name == "vocals:female"));
+    }
+}

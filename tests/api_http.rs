@@ -198,6 +198,8 @@ fn api_end_to_end(backend: &str) {
     assert_eq!(st, 200, "{ranged}");
     assert_eq!(ranged["total"], 0, "{ranged}");
 
+    learned_tags_work_everywhere(&s, &tags);
+
     // More like this: seed excluded, reasons, filters exact, paging, validation.
     let (st, sim) = s.get(&format!("/v1/tracks/{seed}/similar?limit=5"));
     assert_eq!(st, 200, "{sim}");
@@ -809,6 +811,121 @@ fn api_end_to_end(backend: &str) {
         "a takedown by another process leaves answers within 5 s"
     );
     eprintln!("freshness ({backend}): added visible after {seen:?}, takedown after {gone:?}");
+}
+
+/// The tags of one result (names).
+fn tag_names(r: &Value) -> Vec<String> {
+    r["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The learned models' tags (genre, mood, era, instruments, voice) go where the analysis
+/// tags go: counted by facet, searchable, filterable, in playlists and "more like this"
+/// reasons, and on a clip posted to `POST /v1/similar`.
+fn learned_tags_work_everywhere(s: &Server, tags: &Value) {
+    let mut learned: Vec<(String, u64)> = Vec::new();
+    for facet in ["genre", "mood", "era", "instrument", "vocals"] {
+        for t in tags["facets"][facet].as_array().into_iter().flatten() {
+            learned.push((
+                t["tag"].as_str().unwrap().to_string(),
+                t["count"].as_u64().unwrap(),
+            ));
+        }
+    }
+    assert!(
+        learned
+            .iter()
+            .filter(|(t, _)| t.starts_with("genre:"))
+            .count()
+            >= 1
+            && learned.len() >= 3,
+        "learned tags on the fixtures: {tags}"
+    );
+    // The busiest learned tag that not every track has, so a filter has work to do.
+    learned.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    let (tag, n) = learned
+        .iter()
+        .find(|(_, n)| *n < 40)
+        .cloned()
+        .expect("a learned tag some tracks lack");
+    // Search syntax and the tags parameter agree with the count.
+    let (st, q) = s.get(&format!("/v1/search?q=tag:{tag}&limit=100&facets=false"));
+    assert_eq!(st, 200, "{q}");
+    assert_eq!(q["total"].as_u64(), Some(n), "{q}");
+    assert!(q["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| tag_names(r).contains(&tag)));
+    let (_, none) = s.get(&format!(
+        "/v1/search?tags_none={tag}&limit=100&facets=false"
+    ));
+    assert_eq!(none["total"].as_u64(), Some(40 - n), "{none}");
+    // A track's detail shows the tag with its model score, source analysis.
+    let carrier = ids(&q, "results")[0];
+    let (_, t) = s.get(&format!("/v1/tracks/{carrier}"));
+    let shown = t["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == json!(tag))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert_eq!(shown["source"], "analysis", "{t}");
+    assert!((0.0..=1.0).contains(&shown["score"].as_f64().unwrap()));
+    // Filtered "more like this": every hit carries it, and the reasons name what the seed
+    // and the hit both sound like.
+    let (st, sim) = s.get(&format!("/v1/tracks/{carrier}/similar?limit=10&tags={tag}"));
+    assert_eq!(st, 200, "{sim}");
+    let hits = sim["results"].as_array().unwrap();
+    assert_eq!(hits.len() as u64, (n - 1).min(10), "{sim}");
+    for h in hits {
+        assert!(tag_names(h).contains(&tag), "{h}");
+        assert!(
+            h["reasons"].as_array().unwrap().iter().any(|r| r
+                .as_str()
+                .unwrap()
+                .starts_with("both sound like")
+                && r.as_str().unwrap().contains(&tag)),
+            "{h}"
+        );
+    }
+    // A playlist restricted to it.
+    let (st, pl) = s.post_json(
+        "/v1/playlists",
+        &json!({"filters": {"tags": [tag]}, "size": 3, "artist_gap": 0}),
+    );
+    assert_eq!(st, 200, "{pl}");
+    let items = pl["tracks"].as_array().expect("tracks");
+    assert_eq!(items.len() as u64, n.min(3), "{pl}");
+    assert!(
+        items.iter().all(|i| tag_names(&i["track"]).contains(&tag)),
+        "{pl}"
+    );
+    // A clip posted for "more like this" is heard by the models too, and gets the tags
+    // its stored copy has.
+    let clip_name = "dance_fsharp_minor_128.ogg";
+    let clip = std::fs::read(repo().join("fixtures/audio").join(clip_name)).unwrap();
+    let (ct, body) = multipart(&[
+        ("audio", Some(clip_name), &clip),
+        ("options", None, br#"{"limit": 1}"#),
+    ]);
+    let (st, up) = s.send("POST", "/v1/similar", &[("content-type", &ct)], &body);
+    assert_eq!(st, 200, "{up}");
+    let clip_tags: Vec<String> = up["query_audio"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert!(clip_tags.iter().any(|t| t.starts_with("genre:")), "{up}");
+    let stored = tag_names(&up["results"][0]);
+    for t in clip_tags.iter().filter(|t| t.starts_with("genre:")) {
+        assert!(stored.contains(t), "clip {clip_tags:?}, stored {stored:?}");
+    }
 }
 
 /// Asserts a playlist's hard constraints: tempo range, no artist within `gap` (unless

@@ -699,15 +699,21 @@ fn reasons(seed: Option<&Card>, c: &Card, score: f32) -> Vec<String> {
     )];
     let Some(s) = seed else { return r };
     let seed_tags: HashSet<&String> = s.tags.iter().collect();
-    let shared: Vec<&str> = c
+    // What the learned models heard in both (genre, mood, instruments, voice, era) is
+    // named first: it says more about why two tracks sound alike than a tempo class.
+    let (heard, signal): (Vec<&str>, Vec<&str>) = c
         .tags
         .iter()
         .filter(|t| seed_tags.contains(t))
         .map(String::as_str)
-        .take(5)
-        .collect();
-    if !shared.is_empty() {
-        r.push(format!("shares tags {}", shared.join(", ")));
+        .partition(|t| embeddings::learned::vocabulary::is_learned(t));
+    if !heard.is_empty() {
+        let heard: Vec<&str> = heard.into_iter().take(5).collect();
+        r.push(format!("both sound like {}", heard.join(", ")));
+    }
+    if !signal.is_empty() {
+        let signal: Vec<&str> = signal.into_iter().take(5).collect();
+        r.push(format!("shares tags {}", signal.join(", ")));
     }
     let (ta, tb) = (s.attributes[0], c.attributes[0]);
     if ta > 0.0 && tb > 0.0 {

@@ -11,7 +11,8 @@ use crate::decode::{AudioStream, StreamInfo};
 use crate::dsp::{cosine, FrameSplitter, RunningStats};
 use crate::embedding::Normalizer;
 use crate::error::{AnalysisError, ErrorKind};
-use crate::features::FEATURE_DIM;
+use crate::features::{DSP_DIM, FEATURE_DIM};
+use crate::learned::{self, musicnn::PENULTIMATE, patches::PatchSampler, vocabulary};
 use crate::loudness::{Loudness, FLOOR_DB};
 use crate::resample::{downmix_into, MonoResampler};
 use crate::rhythm::{self, Rhythm, FPS};
@@ -38,6 +39,15 @@ pub struct AnalysisConfig {
     /// so a server analysing clips from anyone bounds it.
     #[serde(default = "no_rate_limit")]
     pub max_samples_per_s: u64,
+    /// Run the learned models ([`crate::learned`]). Off only to measure what they cost
+    /// (`motif bench`): the analysis then has no learned tags and its learned features are
+    /// zero, so it does not belong in a catalogue.
+    #[serde(default = "yes")]
+    pub learned: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn no_rate_limit() -> u64 {
@@ -51,6 +61,7 @@ impl Default for AnalysisConfig {
             max_duration_s: 4.0 * 3600.0,
             min_duration_s: 1.0,
             max_samples_per_s: no_rate_limit(),
+            learned: true,
         }
     }
 }
@@ -82,6 +93,10 @@ pub struct Analysis {
     pub embedding: Vec<f32>,
     /// [`Normalizer::version`] of the embedding.
     pub embedding_space: String,
+    /// The learned models' raw label scores ([`crate::learned`]); the learned tags are
+    /// derived from them. Absent when the models did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_scores: Option<learned::ModelScores>,
     /// Things worth knowing that did not stop the analysis (skipped packets, truncation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -229,14 +244,15 @@ fn analyze_inner(
     }
     let mut stream = AudioStream::open(path)?;
     let mut warnings = Vec::new();
-    let mut setup: Option<(u32, usize, Loudness, MonoResampler)> = None;
+    let mut setup: Option<(u32, usize, Loudness, MonoResampler, MonoResampler)> = None;
+    let mut sampler = PatchSampler::new(learned::PATCH_BUDGET);
     let mut frames = Frames::new();
     let mut mono = Vec::new();
     let mut input_frames = 0u64;
     while let Some(block) = stream.next_block()? {
         let (rate, channels) = (block.sample_rate, block.channels);
         let block = block.samples;
-        let (r0, c0, loudness, resampler) = match &mut setup {
+        let (r0, c0, loudness, resampler, to_16k) = match &mut setup {
             Some(s) => s,
             None => {
                 let per_s = u64::from(rate) * channels as u64;
@@ -260,9 +276,17 @@ fn analyze_inner(
                         ),
                     ));
                 }
-                let resampler = MonoResampler::new(rate, ANALYSIS_RATE)
-                    .map_err(|m| AnalysisError::new(ErrorKind::UnsupportedFormat, path, m))?;
-                setup.insert((rate, channels, Loudness::new(channels, rate), resampler))
+                let resampler = |to| {
+                    MonoResampler::new(rate, to)
+                        .map_err(|m| AnalysisError::new(ErrorKind::UnsupportedFormat, path, m))
+                };
+                setup.insert((
+                    rate,
+                    channels,
+                    Loudness::new(channels, rate),
+                    resampler(ANALYSIS_RATE)?,
+                    resampler(learned::mel::RATE)?,
+                ))
             }
         };
         if (*r0, *c0) != (rate, channels) {
@@ -282,8 +306,11 @@ fn analyze_inner(
         loudness.push(block);
         downmix_into(block, channels, &mut mono);
         resampler.push(&mono, &mut |s| frames.push(s));
+        if config.learned {
+            to_16k.push(&mono, &mut |s| sampler.push(s));
+        }
     }
-    let Some((rate, _, mut loudness, mut resampler)) = setup else {
+    let Some((rate, _, mut loudness, mut resampler, mut to_16k)) = setup else {
         return Err(AnalysisError::new(
             ErrorKind::Corrupt,
             path,
@@ -291,6 +318,9 @@ fn analyze_inner(
         ));
     };
     resampler.finish(&mut |s| frames.push(s));
+    if config.learned {
+        to_16k.finish(&mut |s| sampler.push(s));
+    }
     if let Some(why) = stream.ended_early() {
         warnings.push(why.to_string());
     }
@@ -346,13 +376,25 @@ fn analyze_inner(
     } else {
         None
     };
-    let (attributes, features) = describe(&frames, &rhythm, metre, loud);
+    let (attributes, mut features) = describe(&frames, &rhythm, metre, loud);
+    let listening = learned::listen(&sampler.finish());
+    match &listening {
+        Some(l) => features.extend(
+            l.embedding
+                .iter()
+                .map(|x| if x.is_finite() { *x } else { 0.0 }),
+        ),
+        None => features.resize(FEATURE_DIM, 0.0),
+    }
     let beats = rhythm
         .beats
         .iter()
         .map(|&f| rhythm::frame_time(f))
         .collect();
-    let tags = tags::derive(&attributes);
+    let mut tags = tags::derive(&attributes);
+    if let Some(l) = &listening {
+        tags.extend(vocabulary::tags(&l.scores));
+    }
     let embedding = normalizer.embed(&features);
     Ok(Analysis {
         analyzer_version: ANALYZER_VERSION.to_string(),
@@ -366,6 +408,7 @@ fn analyze_inner(
         features,
         embedding,
         embedding_space: normalizer.version.clone(),
+        model_scores: listening.map(|l| l.scores),
         warnings,
     })
 }
@@ -378,7 +421,8 @@ fn clip01(x: f32) -> f32 {
     }
 }
 
-/// Turns frame statistics into the attributes and the raw feature vector.
+/// Turns frame statistics into the attributes and the signal-processing part of the raw
+/// feature vector (the first [`DSP_DIM`] dimensions; the learned group follows).
 fn describe(
     fr: &Frames,
     rh: &Rhythm,
@@ -491,7 +535,7 @@ fn describe(
         onset_rate: rh.onset_rate,
     };
 
-    let mut f = Vec::with_capacity(FEATURE_DIM);
+    let mut f = Vec::with_capacity(DSP_DIM + PENULTIMATE);
     f.extend(t.mfcc.iter().map(|s| s.mean() as f32));
     f.extend(t.mfcc.iter().map(|s| s.std() as f32));
     for s in [&t.centroid, &t.rolloff] {
@@ -521,7 +565,7 @@ fn describe(
     f.push(loud.true_peak_dbtp.max(FLOOR_DB) / 10.0);
     f.push(dynamic_complexity / 10.0);
     f.push(fr.rms_db.std() as f32 / 10.0);
-    debug_assert_eq!(f.len(), FEATURE_DIM);
+    debug_assert_eq!(f.len(), DSP_DIM);
     f.iter_mut().for_each(|x| {
         if !x.is_finite() {
             *x = 0.0

@@ -17,6 +17,8 @@ pub struct GroupWeights {
     pub harmony: f32,
     pub rhythm: f32,
     pub dynamics: f32,
+    /// The learned (musicnn) group.
+    pub learned: f32,
 }
 
 impl GroupWeights {
@@ -26,6 +28,7 @@ impl GroupWeights {
             Group::Harmony => self.harmony,
             Group::Rhythm => self.rhythm,
             Group::Dynamics => self.dynamics,
+            Group::Learned => self.learned,
         }
     }
 }
@@ -37,6 +40,7 @@ impl Default for GroupWeights {
             harmony: 1.0,
             rhythm: 1.0,
             dynamics: 1.0,
+            learned: 1.0,
         }
     }
 }

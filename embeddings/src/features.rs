@@ -1,4 +1,4 @@
-//! The raw feature vector: its documented layout, in four groups.
+//! The raw feature vector: its documented layout, in five groups.
 //!
 //! | group | dims | content |
 //! |---|---|---|
@@ -6,6 +6,7 @@
 //! | harmony | 16 | mean chroma rotated so the estimated tonic is first, unit sum (12); key strength; mode (1 major, 0 minor); chroma entropy; chord-change rate |
 //! | rhythm | 16 | log2(tempo / 120); tempo confidence; tempo stability; beat strength; syncopation; onset rate / 10; percussiveness; autocorrelation of the onset envelope at 1/4, 1/3, 1/2, 2/3, 3/4, 3/2, 2, 3 and 4 beat periods (9) |
 //! | dynamics | 5 | integrated loudness / 20 (LUFS); loudness range / 10 (LU); true peak / 10 (dBTP); dynamic complexity / 10 (dB); frame RMS std / 10 (dB) |
+//! | learned | 200 | the MSD musicnn model's penultimate layer, averaged over the patches heard ([`crate::learned`]) |
 //!
 //! The scalings only keep magnitudes comparable for a human reading the vector; the
 //! [`crate::Normalizer`] standardises every dimension anyway. Changing the layout means
@@ -13,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The four feature groups; the embedding weighs them separately.
+/// The five feature groups; the embedding weighs them separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
@@ -21,19 +22,23 @@ pub enum Group {
     Harmony,
     Rhythm,
     Dynamics,
+    Learned,
 }
 
 impl Group {
-    pub const ALL: [Group; 4] = [
+    pub const ALL: [Group; 5] = [
         Group::Timbre,
         Group::Harmony,
         Group::Rhythm,
         Group::Dynamics,
+        Group::Learned,
     ];
 }
 
+/// Dimensions of the signal-processing groups (timbre, harmony, rhythm, dynamics).
+pub const DSP_DIM: usize = 75;
 /// Number of dimensions of the raw feature vector.
-pub const FEATURE_DIM: usize = 75;
+pub const FEATURE_DIM: usize = DSP_DIM + crate::learned::musicnn::PENULTIMATE;
 
 /// Name and group of every dimension, in order.
 pub fn layout() -> Vec<(String, Group)> {
@@ -85,17 +90,20 @@ pub fn layout() -> Vec<(String, Group)> {
     ] {
         v.push((s.to_string(), Group::Dynamics));
     }
+    for i in 0..crate::learned::musicnn::PENULTIMATE {
+        v.push((format!("learned_{i}"), Group::Learned));
+    }
     v
 }
 
 /// The group of every dimension and the size of each group (indexed by `Group as usize`),
 /// computed once: the embedding needs them for every vector.
-pub fn groups() -> &'static ([Group; FEATURE_DIM], [usize; 4]) {
-    static GROUPS: std::sync::OnceLock<([Group; FEATURE_DIM], [usize; 4])> =
+pub fn groups() -> &'static ([Group; FEATURE_DIM], [usize; Group::ALL.len()]) {
+    static GROUPS: std::sync::OnceLock<([Group; FEATURE_DIM], [usize; Group::ALL.len()])> =
         std::sync::OnceLock::new();
     GROUPS.get_or_init(|| {
         let l = layout();
-        let mut counts = [0usize; 4];
+        let mut counts = [0usize; Group::ALL.len()];
         for (_, g) in &l {
             counts[*g as usize] += 1;
         }

@@ -48,6 +48,68 @@ pub struct Args {
 
 const GRID: [f32; 5] = [0.0, 0.5, 1.0, 1.5, 2.0];
 
+/// Which feature groups a weight search may use.
+#[derive(Clone, Copy)]
+enum Space {
+    /// The signal-processing groups alone (the embedding before the learned model).
+    Dsp,
+    /// The learned group alone.
+    Learned,
+    /// All five groups.
+    Combined,
+}
+
+impl Space {
+    fn name(self) -> &'static str {
+        match self {
+            Space::Dsp => "dsp",
+            Space::Learned => "learned",
+            Space::Combined => "combined",
+        }
+    }
+
+    /// Every weighting the search tries: each group's weight from [`GRID`].
+    fn grid(self) -> Vec<GroupWeights> {
+        let learned: &[f32] = match self {
+            Space::Dsp => &[0.0],
+            Space::Learned | Space::Combined => &GRID[1..],
+        };
+        let dsp: &[f32] = match self {
+            Space::Learned => &[0.0],
+            Space::Dsp | Space::Combined => &GRID,
+        };
+        let mut out = Vec::new();
+        for &timbre in dsp {
+            for &harmony in dsp {
+                for &rhythm in dsp {
+                    for &dynamics in dsp {
+                        for &l in learned {
+                            let w = GroupWeights {
+                                timbre,
+                                harmony,
+                                rhythm,
+                                dynamics,
+                                learned: l,
+                            };
+                            if timbre + harmony + rhythm + dynamics + l > 0.0 {
+                                out.push(w);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn show(w: GroupWeights) -> String {
+    format!(
+        "t {} h {} r {} d {} l {}",
+        w.timbre, w.harmony, w.rhythm, w.dynamics, w.learned
+    )
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let list = args
         .list
@@ -194,33 +256,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let f: Vec<&[f32]> = idx.iter().map(|&i| features[i]).collect();
         Ok(Normalizer::fit(&f, w, "eval")?)
     };
-    let tune = |idx: &[usize]| -> anyhow::Result<(GroupWeights, f64)> {
+    let tune = |idx: &[usize], space: Space| -> anyhow::Result<(GroupWeights, f64)> {
         // Mean and std do not depend on the weights: fit once, vary only the weights.
         let base = fit(idx, GroupWeights::default())?;
         let mut best = (GroupWeights::default(), f64::MIN);
-        for &t in &GRID {
-            for &h in &GRID {
-                for &r in &GRID {
-                    for &d in &GRID {
-                        if t + h + r + d == 0.0 {
-                            continue;
-                        }
-                        let w = GroupWeights {
-                            timbre: t,
-                            harmony: h,
-                            rhythm: r,
-                            dynamics: d,
-                        };
-                        let n = Normalizer {
-                            weights: w,
-                            ..base.clone()
-                        };
-                        let p = precision_at_k(&embed(&n, idx), &pick(idx), k);
-                        if p > best.1 + 1e-9 {
-                            best = (w, p);
-                        }
-                    }
-                }
+        for w in space.grid() {
+            let n = Normalizer {
+                weights: w,
+                ..base.clone()
+            };
+            let p = precision_at_k(&embed(&n, idx), &pick(idx), k);
+            if p > best.1 + 1e-9 {
+                best = (w, p);
             }
         }
         Ok(best)
@@ -243,32 +290,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         shipped.version,
         precision_at_k(&embed(shipped, &all), &labels, k)
     );
-    println!(
-        "  embedding, equal weights fit here      {:.3}",
+    let mfcc_on = |idx: &[usize]| {
         precision_at_k(
-            &embed(&fit(&all, GroupWeights::default())?, &all),
-            &labels,
-            k
+            &standardise(&idx.iter().map(|&i| mfcc[i].clone()).collect::<Vec<_>>()),
+            &pick(idx),
+            k,
         )
+    };
+    println!(
+        "  two-fold cross-validation (weights tuned on one half of each label's files, scored on the other; MFCC baseline A {:.3}, B {:.3}):",
+        mfcc_on(&half_a),
+        mfcc_on(&half_b)
     );
-    let (wa, pa) = tune(&half_a)?;
-    let (wb, pb) = tune(&half_b)?;
-    let cross_b = precision_at_k(&embed(&fit(&half_b, wa)?, &half_b), &pick(&half_b), k);
-    let cross_a = precision_at_k(&embed(&fit(&half_a, wb)?, &half_a), &pick(&half_a), k);
-    let base_a = precision_at_k(
-        &standardise(&half_a.iter().map(|&i| mfcc[i].clone()).collect::<Vec<_>>()),
-        &pick(&half_a),
-        k,
+    let mut cross = Vec::new();
+    for space in [Space::Dsp, Space::Learned, Space::Combined] {
+        let (wa, pa) = tune(&half_a, space)?;
+        let (wb, pb) = tune(&half_b, space)?;
+        let on_b = precision_at_k(&embed(&fit(&half_b, wa)?, &half_b), &pick(&half_b), k);
+        let on_a = precision_at_k(&embed(&fit(&half_a, wb)?, &half_a), &pick(&half_a), k);
+        let mean = (on_a + on_b) / 2.0;
+        println!(
+            "    {:<9} mean {mean:.3}: A->B {on_b:.3} ({}, A itself {pa:.3}); B->A {on_a:.3} ({}, B itself {pb:.3})",
+            space.name(),
+            show(wa),
+            show(wb)
+        );
+        cross.push(mean);
+    }
+    println!("    combined / dsp: {:.3}x", cross[2] / cross[0].max(1e-9));
+    let (w_all, p_all) = tune(&all, Space::Combined)?;
+    println!(
+        "  combined weights tuned on all {}: {p_all:.3} (fitted to itself: an upper bound)",
+        show(w_all)
     );
-    let base_b = precision_at_k(
-        &standardise(&half_b.iter().map(|&i| mfcc[i].clone()).collect::<Vec<_>>()),
-        &pick(&half_b),
-        k,
-    );
-    println!("  weights tuned on half A {wa:?} (A: {pa:.3}) -> half B {cross_b:.3} (MFCC baseline on B {base_b:.3})");
-    println!("  weights tuned on half B {wb:?} (B: {pb:.3}) -> half A {cross_a:.3} (MFCC baseline on A {base_a:.3})");
-    let (w_all, p_all) = tune(&all)?;
-    println!("  weights tuned on all {w_all:?}: {p_all:.3} (fitted to itself: an upper bound)");
 
     if let Some(out) = &args.write_normalizer {
         let f: Vec<&[f32]> = all.iter().map(|&i| features[i]).collect();

@@ -22,6 +22,7 @@ pub mod vocabulary;
 use std::sync::OnceLock;
 
 use ndarray::Array2;
+use serde::{Deserialize, Serialize};
 
 use mel::{Frame, BANDS};
 use musicnn::{Musicnn, PATCH, PENULTIMATE, TAGS};
@@ -54,18 +55,24 @@ impl Models {
     }
 }
 
-/// What the models heard in a track: each model's tag scores and embedding, averaged over
-/// the patches.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Listening {
+/// Each model's label scores for a track, averaged over the patches heard. Kept with the
+/// analysis, so tag thresholds can change without decoding the audio again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelScores {
     /// MSD model scores, in [`vocabulary::MSD_LABELS`] order.
     pub msd: Vec<f32>,
     /// MTT model scores, in [`vocabulary::MTT_LABELS`] order.
     pub mtt: Vec<f32>,
-    /// The MSD model's penultimate layer (200 values).
-    pub embedding: Vec<f32>,
     /// How many patches were heard.
     pub patches: usize,
+}
+
+/// What the models heard in a track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listening {
+    pub scores: ModelScores,
+    /// The MSD model's penultimate layer (200 values), averaged over the patches.
+    pub embedding: Vec<f32>,
 }
 
 /// Runs both models over `patches` (each `PATCH` frames); `None` when there are none.
@@ -74,27 +81,31 @@ pub fn listen(patches: &[Vec<Frame>]) -> Option<Listening> {
         return None;
     }
     let models = Models::shipped();
-    let mut out = Listening {
-        msd: vec![0.0; TAGS],
-        mtt: vec![0.0; TAGS],
-        embedding: vec![0.0; PENULTIMATE],
-        patches: patches.len(),
-    };
+    let mut msd_sum = vec![0.0; TAGS];
+    let mut mtt_sum = vec![0.0; TAGS];
+    let mut embedding = vec![0.0; PENULTIMATE];
     let add = |acc: &mut [f32], x: &[f32]| acc.iter_mut().zip(x).for_each(|(a, v)| *a += v);
     for p in patches {
         let x = Array2::from_shape_vec((PATCH, BANDS), p.concat())
             .expect("a patch is PATCH frames of BANDS");
         let msd = models.msd.run(x.view());
         let mtt = models.mtt.run(x.view());
-        add(&mut out.msd, &msd.scores);
-        add(&mut out.mtt, &mtt.scores);
-        add(&mut out.embedding, &msd.penultimate);
+        add(&mut msd_sum, &msd.scores);
+        add(&mut mtt_sum, &mtt.scores);
+        add(&mut embedding, &msd.penultimate);
     }
     let n = patches.len() as f32;
-    for v in [&mut out.msd, &mut out.mtt, &mut out.embedding] {
+    for v in [&mut msd_sum, &mut mtt_sum, &mut embedding] {
         v.iter_mut().for_each(|x| *x /= n);
     }
-    Some(out)
+    Some(Listening {
+        scores: ModelScores {
+            msd: msd_sum,
+            mtt: mtt_sum,
+            patches: patches.len(),
+        },
+        embedding,
+    })
 }
 
 #[cfg(test)]

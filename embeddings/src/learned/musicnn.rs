@@ -40,15 +40,6 @@ struct Norm {
     shift: Array1<f32>,
 }
 
-impl Norm {
-    fn apply(&self, x: &mut Array2<f32>) {
-        for mut row in x.rows_mut() {
-            row.zip_mut_with(&self.scale, |v, s| *v *= s);
-            row += &self.shift;
-        }
-    }
-}
-
 /// A convolution as a matrix over its unfolded input: `kernel` is (inputs, filters).
 struct Conv {
     kernel: Array2<f32>,
@@ -60,10 +51,18 @@ impl Conv {
     /// `unfolded` (positions, inputs) -> ReLU(unfolded x kernel + bias), normalised.
     fn apply(&self, unfolded: &Array2<f32>) -> Array2<f32> {
         let mut y = unfolded.dot(&self.kernel);
-        for mut row in y.rows_mut() {
-            row.zip_mut_with(&self.bias, |v, b| *v = (*v + b).max(0.0));
+        let (bias, scale, shift) = (
+            self.bias.as_slice().expect("owned"),
+            self.norm.scale.as_slice().expect("owned"),
+            self.norm.shift.as_slice().expect("owned"),
+        );
+        let width = bias.len();
+        let out = y.as_slice_mut().expect("a fresh product is contiguous");
+        for row in out.chunks_exact_mut(width) {
+            for (((v, b), s), h) in row.iter_mut().zip(bias).zip(scale).zip(shift) {
+                *v = (*v + b).max(0.0) * s + h;
+            }
         }
-        self.norm.apply(&mut y);
         y
     }
 }
@@ -257,11 +256,10 @@ impl Musicnn {
                 .apply(&unfold_2d(padded.view(), TIMBRAL_HEIGHT, t.width));
             parts.push(max_over_groups(&y, bins));
         }
-        let transposed = x.t();
         for t in &self.temporal {
             // TensorFlow's 'same' padding: the extra zero goes after.
             let before = (t.length - 1) / 2;
-            let y = t.conv.apply(&unfold_time(transposed, t.length, before));
+            let y = t.conv.apply(&unfold_time(x.view(), t.length, before));
             parts.push(max_over_bands(&y));
         }
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
@@ -313,67 +311,76 @@ fn pad_time(x: ArrayView2<f32>, before: usize, after: usize) -> Array2<f32> {
     out
 }
 
+/// The rows of a standard-layout array as one slice.
+fn flat<'a>(x: &ArrayView2<'a, f32>) -> &'a [f32] {
+    x.to_slice().expect("standard layout")
+}
+
 /// Unfolds (rows, cols) for a `height` x `width` valid convolution: one row per output
 /// position (time-major, then frequency), `height * width` inputs each.
 fn unfold_2d(x: ArrayView2<f32>, height: usize, width: usize) -> Array2<f32> {
-    let (rows, bins) = (x.nrows() - height + 1, x.ncols() - width + 1);
-    let mut out = Array2::zeros((rows * bins, height * width));
+    let cols = x.ncols();
+    let (rows, bins) = (x.nrows() - height + 1, cols - width + 1);
+    let src = flat(&x);
+    let mut out = Vec::with_capacity(rows * bins * height * width);
     for t in 0..rows {
         for f in 0..bins {
-            let mut dst = out.row_mut(t * bins + f);
             for dt in 0..height {
-                dst.slice_mut(s![dt * width..(dt + 1) * width])
-                    .assign(&x.slice(s![t + dt, f..f + width]));
+                let at = (t + dt) * cols + f;
+                out.extend_from_slice(&src[at..at + width]);
             }
         }
     }
-    out
+    Array2::from_shape_vec((rows * bins, height * width), out).expect("sized above")
 }
 
-/// Unfolds (rows, cols) for a convolution `height` rows high spanning every column.
+/// Unfolds (rows, cols) for a convolution `height` rows high spanning every column: each
+/// output row is `height` consecutive input rows.
 fn unfold_rows(x: ArrayView2<f32>, height: usize) -> Array2<f32> {
-    let rows = x.nrows() - height + 1;
-    let cols = x.ncols();
-    let mut out = Array2::zeros((rows, height * cols));
+    let (rows, cols) = (x.nrows() - height + 1, x.ncols());
+    let src = flat(&x);
+    let mut out = Vec::with_capacity(rows * height * cols);
     for t in 0..rows {
-        let mut dst = out.row_mut(t);
-        for dt in 0..height {
-            dst.slice_mut(s![dt * cols..(dt + 1) * cols])
-                .assign(&x.row(t + dt));
-        }
+        out.extend_from_slice(&src[t * cols..(t + height) * cols]);
     }
-    out
+    Array2::from_shape_vec((rows, height * cols), out).expect("sized above")
 }
 
-/// Unfolds a (bands, frames) view for a `length`-frame convolution along time with
-/// `before` zeros of padding before (the rest after): one row per (frame, band), time-major.
-fn unfold_time(x_t: ArrayView2<f32>, length: usize, before: usize) -> Array2<f32> {
-    let (bands, frames) = x_t.dim();
-    let mut out = Array2::zeros((frames * bands, length));
-    for b in 0..bands {
-        let row = x_t.row(b);
-        for t in 0..frames {
-            let mut dst = out.row_mut(t * bands + b);
-            for k in 0..length {
-                let src = t + k;
-                if src >= before && src - before < frames {
-                    dst[k] = row[src - before];
-                }
-            }
+/// Unfolds (frames, bands) for a `length`-frame convolution along time with `before`
+/// zeros of padding before (the rest after): one row per (frame, band), time-major.
+fn unfold_time(x: ArrayView2<f32>, length: usize, before: usize) -> Array2<f32> {
+    let (frames, bands) = x.dim();
+    // Each band's padded time series, contiguous.
+    let padded_len = frames + length - 1;
+    let mut series = vec![0.0f32; bands * padded_len];
+    for (t, row) in x.rows().into_iter().enumerate() {
+        for (b, v) in row.iter().enumerate() {
+            series[b * padded_len + before + t] = *v;
         }
     }
-    out
+    let mut out = Vec::with_capacity(frames * bands * length);
+    for t in 0..frames {
+        for b in 0..bands {
+            let at = b * padded_len + t;
+            out.extend_from_slice(&series[at..at + length]);
+        }
+    }
+    Array2::from_shape_vec((frames * bands, length), out).expect("sized above")
 }
 
 /// (frames * groups, channels) -> (frames, channels): the maximum over each frame's groups.
 fn max_over_groups(y: &Array2<f32>, groups: usize) -> Array2<f32> {
+    let width = y.ncols();
+    let rows = y.as_slice().expect("a fresh product is contiguous");
     let frames = y.nrows() / groups;
-    let mut out = Array2::from_elem((frames, y.ncols()), f32::MIN);
-    for (i, row) in y.rows().into_iter().enumerate() {
-        out.row_mut(i / groups)
-            .zip_mut_with(&row, |m, &v| *m = m.max(v));
+    let mut out = vec![f32::MIN; frames * width];
+    for (i, row) in rows.chunks_exact(width).enumerate() {
+        let at = (i / groups) * width;
+        for (m, v) in out[at..at + width].iter_mut().zip(row) {
+            *m = m.max(*v);
+        }
     }
-    out
+    Array2::from_shape_vec((frames, width), out).expect("sized above")
 }
 
 fn max_over_bands(y: &Array2<f32>) -> Array2<f32> {

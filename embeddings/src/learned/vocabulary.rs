@@ -8,7 +8,7 @@
 
 use crate::tags::Tag;
 
-use super::Listening;
+use super::ModelScores;
 
 /// `MSD_musicnn`'s labels in output order (the weights file carries them too; a unit test
 /// checks they agree).
@@ -253,8 +253,17 @@ pub const VOCABULARY: &[Entry] = &[
     e("vocals:choir", &["mtt:choir", "mtt:choral"], 0.5),
 ];
 
+/// The facets the learned models fill.
+pub const FACETS: [&str; 5] = ["genre", "mood", "era", "instrument", "vocals"];
+
+/// Whether `tag` belongs to a facet of the learned vocabulary.
+pub fn is_learned(tag: &str) -> bool {
+    tag.split_once(':')
+        .is_some_and(|(facet, _)| FACETS.contains(&facet))
+}
+
 /// The score of one model label (`msd:rock`), or `None` for a label no model has.
-pub fn label_score(listening: &Listening, label: &str) -> Option<f32> {
+pub fn label_score(listening: &ModelScores, label: &str) -> Option<f32> {
     let (model, name) = label.split_once(':')?;
     let (labels, scores) = match model {
         "msd" => (&MSD_LABELS, &listening.msd),
@@ -265,7 +274,7 @@ pub fn label_score(listening: &Listening, label: &str) -> Option<f32> {
 }
 
 /// Every vocabulary tag's score (the highest of its labels'), given or not.
-pub fn scores(listening: &Listening) -> Vec<(&'static Entry, f32)> {
+pub fn scores(listening: &ModelScores) -> Vec<(&'static Entry, f32)> {
     VOCABULARY
         .iter()
         .map(|entry| {
@@ -280,7 +289,7 @@ pub fn scores(listening: &Listening) -> Vec<(&'static Entry, f32)> {
 }
 
 /// The tags that reach their thresholds, each with its model score.
-pub fn tags(listening: &Listening) -> Vec<Tag> {
+pub fn tags(listening: &ModelScores) -> Vec<Tag> {
     scores(listening)
         .into_iter()
         .filter(|(entry, score)| *score >= entry.threshold)
@@ -297,14 +306,13 @@ mod tests {
 
     #[test]
     fn every_label_of_the_vocabulary_exists_and_every_tag_has_a_facet() {
-        let l = Listening {
+        let l = ModelScores {
             msd: vec![0.0; 50],
             mtt: vec![0.0; 50],
-            embedding: vec![],
             patches: 1,
         };
         for entry in VOCABULARY {
-            assert!(entry.tag.split_once(':').is_some(), "{}", entry.tag);
+            assert!(is_learned(entry.tag), "{}", entry.tag);
             for label in entry.labels {
                 assert!(label_score(&l, label).is_some(), "{label}");
             }
@@ -313,10 +321,9 @@ mod tests {
 
     #[test]
     fn synonyms_merge_to_their_highest_score() {
-        let mut l = Listening {
+        let mut l = ModelScores {
             msd: vec![0.0; 50],
             mtt: vec![0.0; 50],
-            embedding: vec![],
             patches: 1,
         };
         l.msd[5] = 0.3; // female vocalists

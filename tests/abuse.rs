@@ -263,7 +263,7 @@ fn bounded_requests(s: &Server) {
     );
     assert_eq!((st, code(&v)), (404, "unknown_run"), "{v}");
     // A 1e38 vector is a direction like any other; non-finite values are refused.
-    let dim = 75;
+    let dim = embeddings::embedding::EMBEDDING_DIM;
     let mut huge = vec![0.0f64; dim];
     huge[0] = 1e38;
     huge[5] = -3e38;

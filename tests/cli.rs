@@ -64,7 +64,10 @@ fn analyze_a_directory_prints_one_object_per_file_and_exits_2_on_failures() {
                 .unwrap()
                 .iter()
                 .any(|t| t["name"].as_str().unwrap().starts_with("camelot:")));
-            assert_eq!(a["embedding"].as_array().unwrap().len(), 75);
+            assert_eq!(
+                a["embedding"].as_array().unwrap().len(),
+                embeddings::embedding::EMBEDDING_DIM
+            );
         }
     }
     assert_eq!(kinds.get("empty.mp3").map(String::as_str), Some("empty"));

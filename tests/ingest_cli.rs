@@ -197,7 +197,7 @@ fn sqlite_reindex_rebuilds_from_the_store() {
     let data = place.dir.join("motif-data");
     let idx = DerivedIndexes::open(
         &data,
-        embeddings::features::FEATURE_DIM,
+        embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
     )
     .unwrap();
@@ -215,7 +215,7 @@ fn sqlite_reindex_rebuilds_from_the_store() {
         .contains("refitted the embedding space on 31 analyses"));
     let idx = DerivedIndexes::open(
         &data,
-        embeddings::features::FEATURE_DIM,
+        embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
     )
     .unwrap();
@@ -301,7 +301,7 @@ async fn indexed_external_ids(url: &str, data: &Path) -> BTreeSet<String> {
     };
     let idx = DerivedIndexes::open(
         data,
-        embeddings::features::FEATURE_DIM,
+        embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
     )
     .unwrap();
@@ -354,7 +354,7 @@ fn kill_nine_converges(backend: &str) {
     let data = place.dir.join("data").display().to_string();
     let mut killed_mid_run = 0;
     let mut partial = Vec::new();
-    for delay_ms in [150u64, 400, 700, 1000, 1500] {
+    for delay_ms in [150u64, 400, 700, 1000, 1500, 2500, 4000] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_motif"))
             .args([
                 "index",

@@ -151,7 +151,7 @@ impl Engine {
         })?;
         let mut indexes = DerivedIndexes::open(
             data_dir,
-            embeddings::features::FEATURE_DIM,
+            embeddings::embedding::EMBEDDING_DIM,
             HnswParams::default(),
         )?;
         indexes.vectors.set_ef_search(limits.ef_search);

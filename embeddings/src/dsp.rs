@@ -218,6 +218,11 @@ pub fn median(values: &[f32], scratch: &mut Vec<f32>) -> f32 {
     *m
 }
 
+/// Dot product of two vectors (over the shorter one's length).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
 /// Cosine similarity of two vectors (0 when either is all zeros).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut ab, mut aa, mut bb) = (0.0f32, 0.0f32, 0.0f32);

@@ -6,7 +6,7 @@
 //! | harmony | 16 | mean chroma rotated so the estimated tonic is first, unit sum (12); key strength; mode (1 major, 0 minor); chroma entropy; chord-change rate |
 //! | rhythm | 16 | log2(tempo / 120); tempo confidence; tempo stability; beat strength; syncopation; onset rate / 10; percussiveness; autocorrelation of the onset envelope at 1/4, 1/3, 1/2, 2/3, 3/4, 3/2, 2, 3 and 4 beat periods (9) |
 //! | dynamics | 5 | integrated loudness / 20 (LUFS); loudness range / 10 (LU); true peak / 10 (dBTP); dynamic complexity / 10 (dB); frame RMS std / 10 (dB) |
-//! | learned | 200 | the MSD musicnn model's penultimate layer, averaged over the patches heard ([`crate::learned`]) |
+//! | learned | 200 | the MTT musicnn model's penultimate layer, averaged over the patches heard ([`crate::learned`]) |
 //!
 //! The scalings only keep magnitudes comparable for a human reading the vector; the
 //! [`crate::Normalizer`] standardises every dimension anyway. Changing the layout means

@@ -69,6 +69,15 @@ pub struct CatchUp {
     /// Why the indexes were left alone (a running server holds them and catches up itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Active tracks left out of the vector index because their embedding has another
+    /// dimension than this analyser's (analysed by an older version: `motif index
+    /// --reanalyze` brings them back). They stay in the text index.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_dimension: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The HNSW and tantivy indexes of one data folder.
@@ -81,6 +90,8 @@ pub struct DerivedIndexes {
     text_applied: i64,
     /// Whether the vector index changed since it was last saved.
     vectors_dirty: bool,
+    /// Changes whose embedding had another dimension (see [`CatchUp::other_dimension`]).
+    other_dimension: u64,
 }
 
 impl DerivedIndexes {
@@ -119,6 +130,7 @@ impl DerivedIndexes {
             rebuilt,
             text_applied,
             vectors_dirty: false,
+            other_dimension: 0,
         })
     }
 
@@ -160,9 +172,16 @@ impl DerivedIndexes {
         let vec_from = changes.partition_point(|c| c.seq <= vseq);
         if vec_from < changes.len() {
             let mut ups = Vec::new();
+            let dim = self.vectors.dim();
             for c in changes.into_iter().skip(vec_from) {
                 match (c.embedding, c.active) {
-                    (Some(e), true) => ups.push((c.id, e)),
+                    (Some(e), true) if e.len() == dim => ups.push((c.id, e)),
+                    (Some(_), true) => {
+                        // An older analyser's layout: searchable by text, not by vector,
+                        // until it is analysed again.
+                        self.other_dimension += 1;
+                        self.vectors.remove(c.id);
+                    }
                     _ => {
                         self.vectors.remove(c.id);
                     }
@@ -203,6 +222,7 @@ impl DerivedIndexes {
             rebuilt: std::mem::take(&mut self.rebuilt),
             ..CatchUp::default()
         };
+        let other_before = self.other_dimension;
         // Each index follows from its own sequence; reading from the lower one and
         // skipping what an index already has keeps them independent.
         // An index ahead of the store belongs to another (or a restored) database: start
@@ -238,6 +258,7 @@ impl DerivedIndexes {
             self.save_vectors()?;
         }
         report.seq = seq;
+        report.other_dimension = self.other_dimension - other_before;
         Ok(report)
     }
 

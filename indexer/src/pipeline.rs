@@ -410,7 +410,7 @@ async fn run_locked(
     let (index, indexed_vectors, indexed_text) = match IndexLock::try_acquire(data_dir)? {
         Some(_lock) => {
             let mut indexes =
-                DerivedIndexes::open(data_dir, embeddings::features::FEATURE_DIM, opts.hnsw)?;
+                DerivedIndexes::open(data_dir, embeddings::embedding::EMBEDDING_DIM, opts.hnsw)?;
             let index = indexes.catch_up(catalog).await?;
             indexes.close()?;
             (index, indexes.vectors.len(), indexes.text.len())

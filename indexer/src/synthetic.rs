@@ -159,7 +159,7 @@ impl Synth {
 impl Synth {
     /// Shapes embeddings on `n` random unit centres (seeded).
     pub fn random(n: usize, seed: u64) -> Synth {
-        let dim = embeddings::features::FEATURE_DIM;
+        let dim = embeddings::embedding::EMBEDDING_DIM;
         let mut rng = Rng(seed | 1);
         let centres = (0..n.max(2))
             .map(|_| {

@@ -146,7 +146,7 @@ async fn assert_indexes_match_store(cat: &Catalog, s: &Scratch) {
     let store = active_ids(cat).await;
     let idx = DerivedIndexes::open(
         &s.data(),
-        embeddings::features::FEATURE_DIM,
+        embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
     )
     .unwrap();
@@ -209,7 +209,7 @@ async fn changes_are_picked_up(backend: &str) {
     assert_eq!((r.counts.analysed, r.counts.updated), (0, 1));
     let idx = DerivedIndexes::open(
         &s.data(),
-        embeddings::features::FEATURE_DIM,
+        embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
     )
     .unwrap();
@@ -269,7 +269,7 @@ async fn takedown_leaves_every_index(backend: &str) {
     index(&cat, &s, &add, &opts()).await;
     let idx = DerivedIndexes::open(
         &s.data(),
-        embeddings::features::FEATURE_DIM,
+        embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
     )
     .unwrap();
@@ -283,7 +283,7 @@ async fn takedown_leaves_every_index(backend: &str) {
     assert_eq!(r.counts.taken_down, 1);
     let idx = DerivedIndexes::open(
         &s.data(),
-        embeddings::features::FEATURE_DIM,
+        embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
     )
     .unwrap();
@@ -405,7 +405,7 @@ async fn rebuild_compacts_and_matches(backend: &str) {
     index(&cat, &s, &del, &opts()).await;
     let mut idx = DerivedIndexes::open(
         &s.data(),
-        embeddings::features::FEATURE_DIM,
+        embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
     )
     .unwrap();
@@ -422,6 +422,52 @@ async fn rebuild_compacts_and_matches(backend: &str) {
     let r = index(&cat, &s, &s.music(), &opts()).await;
     // The taken-down file is delivered again: same audio, so back without analysis.
     assert_eq!((r.counts.updated, r.counts.analysed), (1, 0));
+    assert_indexes_match_store(&cat, &s).await;
+}
+
+/// A track analysed by an older analyser whose embedding has another dimension (0.3.0's
+/// 75 against 0.4.0's 275) is left out of the vector index, not an error that stops the
+/// catch-up; it stays searchable by text, and `--reanalyze` brings it back.
+async fn older_layout_waits_for_reanalysis(backend: &str) {
+    let mut s = Scratch::new("layout");
+    let cat = s.catalog(backend).await;
+    index(&cat, &s, &s.music(), &opts()).await;
+    let old: Vec<u8> = std::iter::once(1.0f32)
+        .chain(std::iter::repeat_n(0.0, 74))
+        .flat_map(f32::to_le_bytes)
+        .collect();
+    let q = "UPDATE analyses SET embedding = $1, analyzer_version = 'motif-analyzer/0.3.0' \
+             WHERE track_id = (SELECT MIN(track_id) FROM analyses)";
+    match &cat {
+        Catalog::Postgres(p) => sqlx::query(q).bind(&old).execute(p).await.map(|_| ()),
+        Catalog::Sqlite(p) => sqlx::query(q).bind(&old).execute(p).await.map(|_| ()),
+    }
+    .unwrap();
+    let mut idx = DerivedIndexes::open(
+        &s.data(),
+        embeddings::embedding::EMBEDDING_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    idx.reset(HnswParams::default()).unwrap();
+    let report = idx.catch_up(&cat).await.unwrap();
+    idx.close().unwrap();
+    assert_eq!(report.other_dimension, 1);
+    assert_eq!(idx.vectors.len(), 3);
+    assert_eq!(idx.text.len(), 4);
+    drop(idx);
+    let r = index(
+        &cat,
+        &s,
+        &s.music(),
+        &Options {
+            reanalyze: true,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(r.counts.analysed, 1);
+    assert_eq!(r.index.other_dimension, 0);
     assert_indexes_match_store(&cat, &s).await;
 }
 
@@ -470,7 +516,7 @@ async fn metadata_updates_in_several_batches(backend: &str) {
     assert_indexes_match_store(&cat, &s).await;
     let idx = DerivedIndexes::open(
         &s.data(),
-        embeddings::features::FEATURE_DIM,
+        embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
     )
     .unwrap();
@@ -712,6 +758,7 @@ both_backends!(
     takedown_leaves_every_index,
     bad_items_are_error_rows,
     rebuild_compacts_and_matches,
+    older_layout_waits_for_reanalysis,
     bulk_batches_replace_tags,
     metadata_updates_in_several_batches
 );

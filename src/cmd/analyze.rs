@@ -48,11 +48,15 @@ pub const FIELDS: &str = "OUTPUT FIELDS (one object per line; --pretty indents)
     onset_rate              onsets per second
   analysis.tags             [{name: \"facet:value\", score: 0-1}], e.g. tempo:fast,
                             tempo:free, meter:3, meter:compound, key:A-minor, mode:minor,
-                            camelot:8A, energy:high, groove:danceable, timbre:bright
+                            camelot:8A, energy:high, groove:danceable, timbre:bright;
+                            from the learned models genre:*, mood:*, era:*,
+                            instrument:*, vocals:* (score = the model's)
   analysis.beats            beat times in seconds from the start
-  analysis.features         raw feature vector (75 numbers; layout: timbre 38, harmony 16,
-                            rhythm 16, dynamics 5; see embeddings::features)
-  analysis.embedding        L2-normalised embedding (75 numbers) in embedding_space
+  analysis.model_scores     the learned models' raw label scores {msd: [50], mtt: [50],
+                            patches}; label order in embeddings::learned::vocabulary
+  analysis.features         raw feature vector (275 numbers; layout: timbre 38, harmony 16,
+                            rhythm 16, dynamics 5, learned 200; see embeddings::features)
+  analysis.embedding        L2-normalised embedding (275 numbers) in embedding_space
   analysis.warnings         non-fatal problems (skipped packets, truncated stream)
   error.kind                io, empty, unsupported_format, unsupported_codec, corrupt,
                             too_short, too_long, too_large, silent, internal

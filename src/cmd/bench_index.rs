@@ -88,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.tracks >= 1_000, "--tracks must be at least 1000");
     anyhow::ensure!(args.queries > 0, "--queries must be at least 1");
     let rt = store::runtime()?;
-    let dim = embeddings::features::FEATURE_DIM;
+    let dim = embeddings::embedding::EMBEDDING_DIM;
     let centres = match &args.like {
         Some(url) => rt.block_on(async {
             let cat = Catalog::open(url).await?;

@@ -47,6 +47,8 @@ pub struct Args {
 }
 
 const GRID: [f32; 5] = [0.0, 0.5, 1.0, 1.5, 2.0];
+/// The learned group (200 dimensions) may weigh more than one signal-processing group.
+const LEARNED_GRID: [f32; 6] = [0.5, 1.0, 1.5, 2.0, 3.0, 4.0];
 
 /// Which feature groups a weight search may use.
 #[derive(Clone, Copy)]
@@ -68,11 +70,13 @@ impl Space {
         }
     }
 
-    /// Every weighting the search tries: each group's weight from [`GRID`].
+    /// Every weighting the search tries: each signal-processing group's weight from
+    /// [`GRID`], the learned group's from [`LEARNED_GRID`] (alone, its weight is moot).
     fn grid(self) -> Vec<GroupWeights> {
         let learned: &[f32] = match self {
             Space::Dsp => &[0.0],
-            Space::Learned | Space::Combined => &GRID[1..],
+            Space::Learned => &[1.0],
+            Space::Combined => &LEARNED_GRID,
         };
         let dsp: &[f32] = match self {
             Space::Learned => &[0.0],

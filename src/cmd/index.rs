@@ -130,6 +130,13 @@ fn print_summary(s: &Summary) {
             format!("; rebuilt: {}", s.index.rebuilt.join("; "))
         }
     );
+    if s.index.other_dimension > 0 {
+        println!(
+            "{} tracks analysed by an older analyser (another embedding dimension) are searchable \
+             by text but not by similarity until `motif index --reanalyze` analyses them again",
+            s.index.other_dimension
+        );
+    }
     print_errors(s);
 }
 

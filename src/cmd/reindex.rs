@@ -37,7 +37,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
         let catalog = args.store.open().await?;
         if !args.no_refit {
-            let features = catalog.all_features().await?;
+            let mut features = catalog.all_features().await?;
+            // Analyses of an older layout cannot join this space; they wait for
+            // `motif index --reanalyze` (and stay out of the vector index meanwhile).
+            let total = features.len();
+            features.retain(|(_, f)| f.len() == embeddings::features::FEATURE_DIM);
+            if features.len() < total {
+                eprintln!(
+                    "motif: {} of {total} analyses have another feature layout (an older \
+                     analyser) and were left out; `motif index --reanalyze` analyses them again",
+                    total - features.len()
+                );
+            }
             if features.len() >= 2 {
                 let refs: Vec<&[f32]> = features.iter().map(|(_, f)| f.as_slice()).collect();
                 let version = format!(
@@ -61,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let mut idx = DerivedIndexes::open(
             &args.store.data_dir,
-            embeddings::features::FEATURE_DIM,
+            embeddings::embedding::EMBEDDING_DIM,
             params,
         )?;
         idx.reset(params)?;
@@ -75,6 +86,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             idx.text.len(),
             started.elapsed().as_secs_f64()
         );
+        if report.other_dimension > 0 {
+            println!(
+                "{} tracks have embeddings of an older analyser: text only until `motif index --reanalyze`",
+                report.other_dimension
+            );
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -46,7 +46,7 @@ impl PatchSampler {
     fn frame(&mut self, compute: &mut dyn FnMut() -> Frame) {
         let patch = self.frames / PATCH;
         self.frames += 1;
-        if patch % self.stride != 0 {
+        if !patch.is_multiple_of(self.stride) {
             return;
         }
         self.current.push(compute());
@@ -56,7 +56,7 @@ impl PatchSampler {
             if self.kept.len() > self.budget {
                 self.stride *= 2;
                 let stride = self.stride;
-                self.kept.retain(|(p, _)| p % stride == 0);
+                self.kept.retain(|(p, _)| p.is_multiple_of(stride));
             }
         }
     }

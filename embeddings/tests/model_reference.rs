@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use embeddings::decode::AudioStream;
 use embeddings::learned::mel::log_mel;
-use embeddings::learned::musicnn::PATCH;
+use embeddings::learned::musicnn::{Workspace, PATCH};
 use embeddings::learned::Models;
 use ndarray::Array2;
 use serde_json::Value;
@@ -24,7 +24,7 @@ fn decode_mono_16k(path: &Path) -> Vec<f32> {
     let mut samples = Vec::new();
     while let Some(block) = stream.next_block().unwrap() {
         assert_eq!((block.sample_rate, block.channels), (16_000, 1));
-        samples.extend_from_slice(&block.samples);
+        samples.extend_from_slice(block.samples);
     }
     samples
 }
@@ -48,6 +48,7 @@ fn musicnn_matches_the_tensorflow_reference_within_1e_3() {
     let files = reference["files"].as_array().unwrap();
     assert!(files.len() >= 4);
     let models = Models::shipped();
+    let mut ws = Workspace::default();
     let mut patches_checked = 0;
     let mut worst = 0.0f64;
     for file in files {
@@ -71,7 +72,7 @@ fn musicnn_matches_the_tensorflow_reference_within_1e_3() {
             assert_eq!(patches.len(), expected["scores"].as_array().unwrap().len());
             for (i, patch) in patches.into_iter().enumerate() {
                 let x = Array2::from_shape_vec((PATCH, 96), patch.concat()).unwrap();
-                let out = model.run(x.view());
+                let out = model.run(x.view(), &mut ws);
                 let what = format!("{name} {model_name} patch {i}");
                 worst = worst.max(assert_close(
                     &format!("{what} scores"),

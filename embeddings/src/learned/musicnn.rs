@@ -7,7 +7,8 @@
 //! an unfolded input. Batch normalisation (after the ReLU, as in the original) is a
 //! per-channel scale and shift computed once at load.
 
-use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use safetensors::SafeTensors;
 
 use super::mel::BANDS;
@@ -48,23 +49,40 @@ struct Conv {
 }
 
 impl Conv {
-    /// `unfolded` (positions, inputs) -> ReLU(unfolded x kernel + bias), normalised.
-    fn apply(&self, unfolded: &Array2<f32>) -> Array2<f32> {
-        let mut y = unfolded.dot(&self.kernel);
+    /// ReLU(unfolded x kernel + bias), normalised, written into `out` (a buffer kept
+    /// between calls, so the megabytes of a product are not fresh pages every time).
+    fn apply<'a>(&self, unfolded: ArrayView2<f32>, out: &'a mut Vec<f32>) -> ArrayView2<'a, f32> {
+        let (rows, width) = (unfolded.nrows(), self.kernel.ncols());
+        if out.len() < rows * width {
+            out.resize(rows * width, 0.0);
+        }
+        let out = &mut out[..rows * width];
+        {
+            let mut product =
+                ArrayViewMut2::from_shape((rows, width), &mut *out).expect("sized above");
+            // beta = 0: the product overwrites whatever the buffer held.
+            general_mat_mul(1.0, &unfolded, &self.kernel, 0.0, &mut product);
+        }
         let (bias, scale, shift) = (
             self.bias.as_slice().expect("owned"),
             self.norm.scale.as_slice().expect("owned"),
             self.norm.shift.as_slice().expect("owned"),
         );
-        let width = bias.len();
-        let out = y.as_slice_mut().expect("a fresh product is contiguous");
         for row in out.chunks_exact_mut(width) {
             for (((v, b), s), h) in row.iter_mut().zip(bias).zip(scale).zip(shift) {
                 *v = (*v + b).max(0.0) * s + h;
             }
         }
-        y
+        ArrayView2::from_shape((rows, width), &*out).expect("sized above")
     }
+}
+
+/// Buffers one thread reuses across layers, patches and models: the unfolded input of a
+/// convolution and its product (up to ~12 MB each).
+#[derive(Default)]
+pub struct Workspace {
+    unfolded: Vec<f32>,
+    product: Vec<f32>,
 }
 
 /// One of the two timbral convolutions: `height` frames x `width` mel bands, max-pooled
@@ -236,31 +254,31 @@ impl Musicnn {
         })
     }
 
-    /// Runs one patch of `PATCH` log-mel frames x `BANDS` bands.
-    pub fn run(&self, patch: ArrayView2<f32>) -> PatchOutput {
+    /// Runs one patch of `PATCH` log-mel frames x `BANDS` bands, with `ws`'s buffers.
+    pub fn run(&self, patch: ArrayView2<f32>, ws: &mut Workspace) -> PatchOutput {
         assert_eq!(patch.dim(), (PATCH, BANDS), "a patch is 187 x 96");
         let x = patch.mapv(|v| v * self.input.0 + self.input.1);
-        let front = self.front_end(&x);
-        let mid = self.mid_end(front);
+        let front = self.front_end(&x, ws);
+        let mid = self.mid_end(front, ws);
         self.back_end(&mid)
     }
 
     /// The five front-end branches, concatenated: (frames, 204 + 204 + 51 x 3).
-    fn front_end(&self, x: &Array2<f32>) -> Array2<f32> {
+    fn front_end(&self, x: &Array2<f32>, ws: &mut Workspace) -> Array2<f32> {
         let mut parts: Vec<Array2<f32>> = Vec::with_capacity(5);
         let padded = pad_time(x.view(), TIMBRAL_HEIGHT / 2, TIMBRAL_HEIGHT / 2);
         for t in &self.timbral {
             let bins = BANDS - t.width + 1;
-            let y = t
-                .conv
-                .apply(&unfold_2d(padded.view(), TIMBRAL_HEIGHT, t.width));
-            parts.push(max_over_groups(&y, bins));
+            let unfolded = unfold_2d(padded.view(), TIMBRAL_HEIGHT, t.width, &mut ws.unfolded);
+            let y = t.conv.apply(unfolded, &mut ws.product);
+            parts.push(max_over_groups(y, bins));
         }
         for t in &self.temporal {
             // TensorFlow's 'same' padding: the extra zero goes after.
             let before = (t.length - 1) / 2;
-            let y = t.conv.apply(&unfold_time(x.view(), t.length, before));
-            parts.push(max_over_bands(&y));
+            let unfolded = unfold_time(x.view(), t.length, before, &mut ws.unfolded);
+            let y = t.conv.apply(unfolded, &mut ws.product);
+            parts.push(max_over_groups(y, BANDS));
         }
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         ndarray::concatenate(Axis(1), &views).expect("every branch has PATCH rows")
@@ -269,10 +287,11 @@ impl Musicnn {
     /// The dense mid-end: three 7-frame convolutions across all features, the second and
     /// third with residual connections; returns the front-end and the three outputs
     /// concatenated (frames, 561 + 64 x 3).
-    fn mid_end(&self, front: Array2<f32>) -> Array2<f32> {
-        let conv = |c: &Conv, x: &Array2<f32>| {
+    fn mid_end(&self, front: Array2<f32>, ws: &mut Workspace) -> Array2<f32> {
+        let mut conv = |c: &Conv, x: &Array2<f32>| {
             let padded = pad_time(x.view(), MID_HEIGHT / 2, MID_HEIGHT / 2);
-            c.apply(&unfold_rows(padded.view(), MID_HEIGHT))
+            let unfolded = unfold_rows(padded.view(), MID_HEIGHT, &mut ws.unfolded);
+            c.apply(unfolded, &mut ws.product).to_owned()
         };
         let c1 = conv(&self.mid[0], &front);
         let c2 = conv(&self.mid[1], &c1) + &c1;
@@ -318,11 +337,16 @@ fn flat<'a>(x: &ArrayView2<'a, f32>) -> &'a [f32] {
 
 /// Unfolds (rows, cols) for a `height` x `width` valid convolution: one row per output
 /// position (time-major, then frequency), `height * width` inputs each.
-fn unfold_2d(x: ArrayView2<f32>, height: usize, width: usize) -> Array2<f32> {
+fn unfold_2d<'a>(
+    x: ArrayView2<f32>,
+    height: usize,
+    width: usize,
+    out: &'a mut Vec<f32>,
+) -> ArrayView2<'a, f32> {
     let cols = x.ncols();
     let (rows, bins) = (x.nrows() - height + 1, cols - width + 1);
     let src = flat(&x);
-    let mut out = Vec::with_capacity(rows * bins * height * width);
+    out.clear();
     for t in 0..rows {
         for f in 0..bins {
             for dt in 0..height {
@@ -331,24 +355,33 @@ fn unfold_2d(x: ArrayView2<f32>, height: usize, width: usize) -> Array2<f32> {
             }
         }
     }
-    Array2::from_shape_vec((rows * bins, height * width), out).expect("sized above")
+    ArrayView2::from_shape((rows * bins, height * width), &out[..]).expect("sized above")
 }
 
 /// Unfolds (rows, cols) for a convolution `height` rows high spanning every column: each
 /// output row is `height` consecutive input rows.
-fn unfold_rows(x: ArrayView2<f32>, height: usize) -> Array2<f32> {
+fn unfold_rows<'a>(
+    x: ArrayView2<f32>,
+    height: usize,
+    out: &'a mut Vec<f32>,
+) -> ArrayView2<'a, f32> {
     let (rows, cols) = (x.nrows() - height + 1, x.ncols());
     let src = flat(&x);
-    let mut out = Vec::with_capacity(rows * height * cols);
+    out.clear();
     for t in 0..rows {
         out.extend_from_slice(&src[t * cols..(t + height) * cols]);
     }
-    Array2::from_shape_vec((rows, height * cols), out).expect("sized above")
+    ArrayView2::from_shape((rows, height * cols), &out[..]).expect("sized above")
 }
 
 /// Unfolds (frames, bands) for a `length`-frame convolution along time with `before`
 /// zeros of padding before (the rest after): one row per (frame, band), time-major.
-fn unfold_time(x: ArrayView2<f32>, length: usize, before: usize) -> Array2<f32> {
+fn unfold_time<'a>(
+    x: ArrayView2<f32>,
+    length: usize,
+    before: usize,
+    out: &'a mut Vec<f32>,
+) -> ArrayView2<'a, f32> {
     let (frames, bands) = x.dim();
     // Each band's padded time series, contiguous.
     let padded_len = frames + length - 1;
@@ -358,20 +391,20 @@ fn unfold_time(x: ArrayView2<f32>, length: usize, before: usize) -> Array2<f32> 
             series[b * padded_len + before + t] = *v;
         }
     }
-    let mut out = Vec::with_capacity(frames * bands * length);
+    out.clear();
     for t in 0..frames {
         for b in 0..bands {
             let at = b * padded_len + t;
             out.extend_from_slice(&series[at..at + length]);
         }
     }
-    Array2::from_shape_vec((frames * bands, length), out).expect("sized above")
+    ArrayView2::from_shape((frames * bands, length), &out[..]).expect("sized above")
 }
 
 /// (frames * groups, channels) -> (frames, channels): the maximum over each frame's groups.
-fn max_over_groups(y: &Array2<f32>, groups: usize) -> Array2<f32> {
+fn max_over_groups(y: ArrayView2<f32>, groups: usize) -> Array2<f32> {
     let width = y.ncols();
-    let rows = y.as_slice().expect("a fresh product is contiguous");
+    let rows = flat(&y);
     let frames = y.nrows() / groups;
     let mut out = vec![f32::MIN; frames * width];
     for (i, row) in rows.chunks_exact(width).enumerate() {
@@ -381,8 +414,4 @@ fn max_over_groups(y: &Array2<f32>, groups: usize) -> Array2<f32> {
         }
     }
     Array2::from_shape_vec((frames, width), out).expect("sized above")
-}
-
-fn max_over_bands(y: &Array2<f32>) -> Array2<f32> {
-    max_over_groups(y, BANDS)
 }

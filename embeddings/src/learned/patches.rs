@@ -12,13 +12,18 @@ use super::musicnn::PATCH;
 
 pub struct PatchSampler {
     mel: LogMel,
+    kept: Kept,
+}
+
+/// The patch choice proper, apart from the log-mel it is fed by.
+struct Kept {
     budget: usize,
     stride: usize,
     /// Frames seen so far (computed or not).
     frames: usize,
     /// The patch being filled, when it is still wanted.
     current: Vec<Frame>,
-    kept: Vec<(usize, Vec<Frame>)>,
+    patches: Vec<(usize, Vec<Frame>)>,
 }
 
 impl PatchSampler {
@@ -26,23 +31,39 @@ impl PatchSampler {
     pub fn new(budget: usize) -> Self {
         PatchSampler {
             mel: LogMel::new(),
-            budget: budget.max(2),
-            stride: 1,
-            frames: 0,
-            current: Vec::with_capacity(PATCH),
-            kept: Vec::new(),
+            kept: Kept {
+                budget: budget.max(2),
+                stride: 1,
+                frames: 0,
+                current: Vec::with_capacity(PATCH),
+                patches: Vec::new(),
+            },
         }
     }
 
     /// Pushes 16 kHz mono samples.
     pub fn push(&mut self, samples: &[f32]) {
-        let PatchSampler { mel, .. } = self;
-        // The sink needs the rest of the state; split the borrow by moving `mel` out.
-        let mut mel = std::mem::take(mel);
-        mel.push(samples, &mut |compute| self.frame(compute));
-        self.mel = mel;
+        let kept = &mut self.kept;
+        self.mel.push(samples, &mut |compute| kept.frame(compute));
     }
 
+    /// The kept patches, in order. Audio shorter than one patch gives one patch made by
+    /// repeating its frames (how musicnn was trained on short clips); no audio gives none.
+    pub fn finish(mut self) -> Vec<Vec<Frame>> {
+        let kept = &mut self.kept;
+        self.mel.finish(&mut |compute| kept.frame(compute));
+        let Kept {
+            patches, current, ..
+        } = self.kept;
+        if patches.is_empty() && !current.is_empty() {
+            let repeated = current.iter().cycle().take(PATCH).copied().collect();
+            return vec![repeated];
+        }
+        patches.into_iter().map(|(_, p)| p).collect()
+    }
+}
+
+impl Kept {
     fn frame(&mut self, compute: &mut dyn FnMut() -> Frame) {
         let patch = self.frames / PATCH;
         self.frames += 1;
@@ -52,26 +73,13 @@ impl PatchSampler {
         self.current.push(compute());
         if self.current.len() == PATCH {
             let full = std::mem::replace(&mut self.current, Vec::with_capacity(PATCH));
-            self.kept.push((patch, full));
-            if self.kept.len() > self.budget {
+            self.patches.push((patch, full));
+            if self.patches.len() > self.budget {
                 self.stride *= 2;
                 let stride = self.stride;
-                self.kept.retain(|(p, _)| p.is_multiple_of(stride));
+                self.patches.retain(|(p, _)| p.is_multiple_of(stride));
             }
         }
-    }
-
-    /// The kept patches, in order. Audio shorter than one patch gives one patch made by
-    /// repeating its frames (how musicnn was trained on short clips); no audio gives none.
-    pub fn finish(mut self) -> Vec<Vec<Frame>> {
-        let mut mel = std::mem::take(&mut self.mel);
-        mel.finish(&mut |compute| self.frame(compute));
-        if self.kept.is_empty() && !self.current.is_empty() {
-            let short = &self.current;
-            let repeated = short.iter().cycle().take(PATCH).copied().collect();
-            return vec![repeated];
-        }
-        self.kept.into_iter().map(|(_, p)| p).collect()
     }
 }
 

@@ -120,6 +120,14 @@ impl Drop for Scratch {
     }
 }
 
+/// Options that analyse every item again, whatever the store holds.
+fn reanalysing() -> Options {
+    Options {
+        reanalyze: true,
+        ..opts()
+    }
+}
+
 fn opts() -> Options {
     Options {
         batch_size: 2,
@@ -229,27 +237,9 @@ async fn changes_are_picked_up(backend: &str) {
         (0, 3),
         "metadata of one file changed back"
     );
-    let r = index(
-        &cat,
-        &s,
-        &s.music(),
-        &Options {
-            reanalyze: true,
-            ..opts()
-        },
-    )
-    .await;
+    let r = index(&cat, &s, &s.music(), &reanalysing()).await;
     assert_eq!(r.counts.analysed, 4);
-    let r = index(
-        &cat,
-        &s,
-        &s.music(),
-        &Options {
-            reanalyze: true,
-            ..opts()
-        },
-    )
-    .await;
+    let r = index(&cat, &s, &s.music(), &reanalysing()).await;
     assert_eq!(r.counts.analysed, 0);
     assert_indexes_match_store(&cat, &s).await;
 }
@@ -456,16 +446,7 @@ async fn older_layout_waits_for_reanalysis(backend: &str) {
     assert_eq!(idx.vectors.len(), 3);
     assert_eq!(idx.text.len(), 4);
     drop(idx);
-    let r = index(
-        &cat,
-        &s,
-        &s.music(),
-        &Options {
-            reanalyze: true,
-            ..opts()
-        },
-    )
-    .await;
+    let r = index(&cat, &s, &s.music(), &reanalysing()).await;
     assert_eq!(r.counts.analysed, 1);
     assert_eq!(r.index.other_dimension, 0);
     assert_indexes_match_store(&cat, &s).await;

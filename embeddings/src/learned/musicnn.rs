@@ -290,7 +290,8 @@ impl Musicnn {
     fn mid_end(&self, front: Array2<f32>, ws: &mut Workspace) -> Array2<f32> {
         let mut conv = |c: &Conv, x: &Array2<f32>| {
             let padded = pad_time(x.view(), MID_HEIGHT / 2, MID_HEIGHT / 2);
-            let unfolded = unfold_rows(padded.view(), MID_HEIGHT, &mut ws.unfolded);
+            // A kernel as wide as its input: one output position per frame.
+            let unfolded = unfold_2d(padded.view(), MID_HEIGHT, x.ncols(), &mut ws.unfolded);
             c.apply(unfolded, &mut ws.product).to_owned()
         };
         let c1 = conv(&self.mid[0], &front);
@@ -356,22 +357,6 @@ fn unfold_2d<'a>(
         }
     }
     ArrayView2::from_shape((rows * bins, height * width), &out[..]).expect("sized above")
-}
-
-/// Unfolds (rows, cols) for a convolution `height` rows high spanning every column: each
-/// output row is `height` consecutive input rows.
-fn unfold_rows<'a>(
-    x: ArrayView2<f32>,
-    height: usize,
-    out: &'a mut Vec<f32>,
-) -> ArrayView2<'a, f32> {
-    let (rows, cols) = (x.nrows() - height + 1, x.ncols());
-    let src = flat(&x);
-    out.clear();
-    for t in 0..rows {
-        out.extend_from_slice(&src[t * cols..(t + height) * cols]);
-    }
-    ArrayView2::from_shape((rows, height * cols), &out[..]).expect("sized above")
 }
 
 /// Unfolds (frames, bands) for a `length`-frame convolution along time with `before`

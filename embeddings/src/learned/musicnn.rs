@@ -3,8 +3,8 @@
 //! connections, temporal pooling and two dense layers), inference only, with the weights
 //! converted from the TF1 checkpoints by `embeddings/models/convert.py`.
 //!
-//! Every convolution is one matrix product (`ndarray`'s `dot`, matrixmultiply's GEMM) over
-//! an unfolded input. Batch normalisation (after the ReLU, as in the original) is a
+//! Every convolution is one matrix product (`ndarray`'s `general_mat_mul`, matrixmultiply's
+//! GEMM) over an unfolded input, into buffers a [`Workspace`] keeps between calls. Batch normalisation (after the ReLU, as in the original) is a
 //! per-channel scale and shift computed once at load.
 
 use ndarray::linalg::general_mat_mul;
@@ -399,4 +399,20 @@ fn max_over_groups(y: ArrayView2<f32>, groups: usize) -> Array2<f32> {
         }
     }
     Array2::from_shape_vec((frames, width), out).expect("sized above")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_weights_file_is_an_error_not_a_panic() {
+        let good: &[u8] = include_bytes!("../../models/msd_musicnn.safetensors");
+        assert!(matches!(
+            Musicnn::load(b"not a model"),
+            Err(ModelError::Format(_))
+        ));
+        assert!(Musicnn::load(&good[..good.len() / 2]).is_err());
+        assert!(Musicnn::load(good).is_ok());
+    }
 }

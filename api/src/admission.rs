@@ -121,7 +121,9 @@ mod tests {
         assert_eq!((refused.status, refused.code), (503, "busy"));
         assert_eq!(refused.retry_after, Some(1));
         // The waiter gives up after max_wait with a 503 too.
-        let timed_out = waiter.await.unwrap().err().expect("waited too long");
+        let Err(timed_out) = waiter.await.unwrap() else {
+            panic!("waited too long");
+        };
         assert_eq!(timed_out.status, 503);
         assert_eq!(gate.waiting(), 0);
         // Once the slot is free, the next request runs.

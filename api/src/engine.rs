@@ -423,10 +423,23 @@ impl Engine {
                     format!("seed {id}: weight {w} must be positive"),
                 ));
             }
-            let v = ix
-                .vectors
-                .vector(id)
-                .ok_or_else(|| ApiError::unknown_track(id))?;
+            let v = match ix.vectors.vector(id) {
+                Some(v) => v,
+                // Active but not in the vector index: analysed by an older analyser whose
+                // embedding has another dimension (see `CatchUp::other_dimension`).
+                None if ix.text.cards(&[id]).is_ok_and(|c| !c.is_empty()) => {
+                    return Err(ApiError::new(
+                        409,
+                        "not_in_space",
+                        format!(
+                            "track {id} has no embedding in the current space (an older \
+                             analyser's layout); `motif index --reanalyze` analyses it again"
+                        ),
+                    )
+                    .with_details(json!({ "id": id.to_string() })))
+                }
+                None => return Err(ApiError::unknown_track(id)),
+            };
             for (a, b) in q.iter_mut().zip(&v) {
                 *a += w * b;
             }

@@ -454,3 +454,53 @@ async fn identical_vectors_starve_no_similar_query() {
     eprintln!("plans over {TOTAL} queries: {plans:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A track whose stored embedding has another dimension (an older analyser's) is
+/// searchable by text but cannot seed "more like this": the answer says so (409
+/// `not_in_space`) rather than claiming the track does not exist, and the other tracks are
+/// served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_of_an_older_layout_is_explained_not_unknown() {
+    let dir = std::env::temp_dir().join(format!("motif-engine-layout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("motif.db").display());
+    let cat = Catalog::open(&url).await.unwrap();
+    let synth = Synth::random(5, 23);
+    let batch: Vec<_> = (0..50)
+        .map(|i| {
+            let mut t = synth.track(i);
+            if i == 0 {
+                let mut old = vec![0.0f32; 75];
+                old[0] = 1.0;
+                t.analysis.as_mut().unwrap().embedding = old;
+            }
+            t
+        })
+        .collect();
+    cat.write_batch(&batch).await.unwrap();
+    let engine = Engine::open(cat, &dir, Limits::default()).await.unwrap();
+    assert_eq!(
+        engine.cards(&[1]).unwrap().len(),
+        1,
+        "still in the text index"
+    );
+    let query = |id: i64| SimilarQuery {
+        seeds: vec![(id, 1.0)],
+        vector: None,
+        filter: Filter::default(),
+        limit: 5,
+        offset: 0,
+        max_per_artist: None,
+    };
+    let err = engine.similar(&query(1)).unwrap_err();
+    assert_eq!((err.status, err.code), (409, "not_in_space"), "{err:?}");
+    assert_eq!(
+        engine.similar(&query(987_654)).unwrap_err().code,
+        "unknown_track"
+    );
+    let hits = engine.similar(&query(2)).unwrap();
+    assert_eq!(hits.results.len(), 5);
+    assert!(hits.results.iter().all(|h| h.track.id != 1));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,7 +8,10 @@
 # in), re-encodes each with ffmpeg to MP3 128k, Opus 64k, AAC 128k (M4A) and FLAC under
 # OUT (outside the repo), analyses originals and encodes with the release `motif analyze`,
 # and prints, per codec, the share of files whose tempo, key and mode agree with the
-# original's (and pulse and metre), and the largest attribute differences. Needs ffmpeg (Debian's).
+# original's (and pulse and metre), the largest attribute differences, and for the learned
+# tags (genre, mood, era, instrument, vocals) the share of files whose tag set is
+# identical, the mean Jaccard overlap of the sets and the mean absolute difference of the
+# models' raw label scores. Needs ffmpeg (Debian's).
 set -euo pipefail
 corpus=${1:?usage: run.sh CORPUS OUT [N]}
 out=${2:?usage: run.sh CORPUS OUT [N]}
@@ -41,8 +44,15 @@ for line in open(sys.argv[1]):
     rows[stem][codec] = d.get("analysis")
 attrs = ["energy", "danceability", "brightness", "acousticness", "loudness_lufs"]
 per = collections.defaultdict(lambda: {"n": 0, "tempo": 0, "key": 0, "mode": 0, "pulse": 0,
-                                       "metre": 0, "fail": 0,
+                                       "metre": 0, "fail": 0, "same_tags": 0, "jaccard": 0.0,
+                                       "score_diff": 0.0,
                                        "diff": collections.defaultdict(float)})
+LEARNED = ("genre", "mood", "era", "instrument", "vocals")
+def learned(a):
+    return {t["name"] for t in a["tags"] if t["name"].split(":")[0] in LEARNED}
+def scores(a):
+    m = a.get("model_scores") or {"msd": [], "mtt": []}
+    return m["msd"] + m["mtt"]
 for stem, by in sorted(rows.items()):
     o = by.get("original")
     if not o:
@@ -64,11 +74,18 @@ for stem, by in sorted(rows.items()):
         p["metre"] += aa.get("metre") == oa.get("metre")
         for k in attrs:
             p["diff"][k] = max(p["diff"][k], abs(aa[k] - oa[k]))
-print("%-6s %5s %8s %8s %8s %8s %8s  largest difference: %s" % ("codec", "files", "tempo2%", "key", "mode",
-      "pulse", "metre", ", ".join(attrs)))
+        lo, la = learned(o), learned(a)
+        p["same_tags"] += lo == la
+        p["jaccard"] += len(lo & la) / len(lo | la) if lo | la else 1.0
+        so, sa = scores(o), scores(a)
+        if so and len(so) == len(sa):
+            p["score_diff"] += sum(abs(x - y) for x, y in zip(so, sa)) / len(so)
+print("%-6s %5s %8s %8s %8s %8s %8s %9s %8s %10s  largest difference: %s" % ("codec", "files", "tempo2%", "key",
+      "mode", "pulse", "metre", "same_tags", "jaccard", "score_mad", ", ".join(attrs)))
 for codec, p in sorted(per.items()):
     n = max(p["n"] - p["fail"], 1)
-    print("%-6s %5d %8.3f %8.3f %8.3f %8.3f %8.3f  %s%s" % (codec, p["n"], p["tempo"] / n, p["key"] / n, p["mode"] / n,
-          p["pulse"] / n, p["metre"] / n,
-          ", ".join("%.3f" % p["diff"][k] for k in attrs), "  (%d failed)" % p["fail"] if p["fail"] else ""))
+    print("%-6s %5d %8.3f %8.3f %8.3f %8.3f %8.3f %9.3f %8.3f %10.4f  %s%s" % (codec, p["n"], p["tempo"] / n,
+          p["key"] / n, p["mode"] / n, p["pulse"] / n, p["metre"] / n, p["same_tags"] / n, p["jaccard"] / n,
+          p["score_diff"] / n, ", ".join("%.3f" % p["diff"][k] for k in attrs),
+          "  (%d failed)" % p["fail"] if p["fail"] else ""))
 PY

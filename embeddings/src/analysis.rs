@@ -379,13 +379,16 @@ fn analyze_inner(
     let (attributes, mut features) = describe(&frames, &rhythm, metre, loud);
     let listening = learned::listen(&sampler.finish());
     match &listening {
-        Some(l) => features.extend(
-            l.embedding
-                .iter()
-                .map(|x| if x.is_finite() { *x } else { 0.0 }),
-        ),
+        Some(l) => features.extend(&l.embedding),
         None => features.resize(FEATURE_DIM, 0.0),
     }
+    // One guard for the whole vector: a non-finite value would poison the normaliser and
+    // cannot be written as JSON.
+    features.iter_mut().for_each(|x| {
+        if !x.is_finite() {
+            *x = 0.0
+        }
+    });
     let beats = rhythm
         .beats
         .iter()
@@ -566,10 +569,5 @@ fn describe(
     f.push(dynamic_complexity / 10.0);
     f.push(fr.rms_db.std() as f32 / 10.0);
     debug_assert_eq!(f.len(), DSP_DIM);
-    f.iter_mut().for_each(|x| {
-        if !x.is_finite() {
-            *x = 0.0
-        }
-    });
     (attributes, f)
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::features::{groups, Group, DSP_DIM, FEATURE_DIM};
 use crate::learned::musicnn::PENULTIMATE;
+use ndarray::{Array1, Array2};
 
 /// Principal components of the learned group kept in the embedding.
 pub const LEARNED_COMPONENTS: usize = 32;
@@ -146,14 +147,10 @@ impl Normalizer {
             mean[d] = m as f32;
             std[d] = v.sqrt().max(1e-6) as f32;
         }
-        let learned: Vec<Vec<f64>> = features
-            .iter()
-            .map(|f| {
-                (DSP_DIM..FEATURE_DIM)
-                    .map(|d| standardise(f[d], mean[d], std[d]) as f64)
-                    .collect()
-            })
-            .collect();
+        let learned = Array2::from_shape_fn((features.len(), FEATURE_DIM - DSP_DIM), |(r, c)| {
+            let d = DSP_DIM + c;
+            f64::from(standardise(features[r][d], mean[d], std[d]))
+        });
         Ok(Normalizer {
             version: version.to_string(),
             analyzer_version: crate::ANALYZER_VERSION.to_string(),
@@ -206,78 +203,44 @@ fn standardise(x: f32, mean: f32, std: f32) -> f32 {
 /// standardisation), by orthogonal iteration on their covariance: deterministic, strongest
 /// first, each axis's largest component positive. A tiny ridge keeps axes defined when
 /// there are fewer rows than axes.
-fn principal_axes(rows: &[Vec<f64>], k: usize) -> Vec<f32> {
-    let dim = rows.first().map_or(0, Vec::len);
-    let n = rows.len().max(1) as f64;
-    let mut cov = vec![0.0f64; dim * dim];
-    for r in rows {
-        for i in 0..dim {
-            for j in 0..dim {
-                cov[i * dim + j] += r[i] * r[j] / n;
-            }
-        }
-    }
-    for i in 0..dim {
-        cov[i * dim + i] += 1e-9;
-    }
+fn principal_axes(rows: &Array2<f64>, k: usize) -> Vec<f32> {
+    let (n, dim) = rows.dim();
+    let cov = rows.t().dot(rows) / n.max(1) as f64 + Array2::<f64>::eye(dim) * 1e-9;
     // Start from the first k unit vectors, mixed so none is orthogonal to the answer.
-    let mut q: Vec<Vec<f64>> = (0..k)
-        .map(|c| {
-            (0..dim)
-                .map(|i| {
-                    if i == c {
-                        1.0
-                    } else {
-                        1e-3 * ((i * 7 + c * 13) % 11) as f64
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    let mut q = Array2::from_shape_fn((dim, k), |(i, c)| {
+        if i == c {
+            1.0
+        } else {
+            1e-3 * ((i * 7 + c * 13) % 11) as f64
+        }
+    });
     orthonormalise(&mut q);
     for _ in 0..300 {
-        q = q
-            .iter()
-            .map(|v| {
-                (0..dim)
-                    .map(|i| (0..dim).map(|j| cov[i * dim + j] * v[j]).sum())
-                    .collect()
-            })
-            .collect();
+        q = cov.dot(&q);
         orthonormalise(&mut q);
     }
     // Strongest first (the Rayleigh quotient), with a fixed sign.
-    let strength = |v: &Vec<f64>| -> f64 {
-        (0..dim)
-            .map(|i| v[i] * (0..dim).map(|j| cov[i * dim + j] * v[j]).sum::<f64>())
-            .sum()
-    };
-    q.sort_by(|a, b| strength(b).total_cmp(&strength(a)));
-    for v in &mut q {
-        let peak = v
-            .iter()
-            .copied()
-            .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+    let mut axes: Vec<Array1<f64>> = q.columns().into_iter().map(|c| c.to_owned()).collect();
+    axes.sort_by(|a, b| b.dot(&cov.dot(b)).total_cmp(&a.dot(&cov.dot(a))));
+    for v in &mut axes {
+        let peak = v.fold(0.0f64, |m, &x| if x.abs() > m.abs() { x } else { m });
         if peak < 0.0 {
-            v.iter_mut().for_each(|x| *x = -*x);
+            v.mapv_inplace(|x| -x);
         }
     }
-    q.into_iter().flatten().map(|x| x as f32).collect()
+    axes.iter().flatten().map(|&x| x as f32).collect()
 }
 
-/// Modified Gram-Schmidt, in place.
-fn orthonormalise(q: &mut [Vec<f64>]) {
-    for i in 0..q.len() {
+/// Modified Gram-Schmidt over the columns, in place.
+fn orthonormalise(q: &mut Array2<f64>) {
+    for i in 0..q.ncols() {
         for j in 0..i {
-            let d: f64 = q[i].iter().zip(&q[j]).map(|(a, b)| a * b).sum();
-            let (head, tail) = q.split_at_mut(i);
-            tail[0]
-                .iter_mut()
-                .zip(&head[j])
-                .for_each(|(a, b)| *a -= d * b);
+            let d = q.column(i).dot(&q.column(j));
+            let prev = q.column(j).to_owned();
+            q.column_mut(i).scaled_add(-d, &prev);
         }
-        let norm = q[i].iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
-        q[i].iter_mut().for_each(|x| *x /= norm);
+        let norm = q.column(i).dot(&q.column(i)).sqrt().max(1e-300);
+        q.column_mut(i).mapv_inplace(|x| x / norm);
     }
 }
 

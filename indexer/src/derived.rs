@@ -90,8 +90,6 @@ pub struct DerivedIndexes {
     text_applied: i64,
     /// Whether the vector index changed since it was last saved.
     vectors_dirty: bool,
-    /// Changes whose embedding had another dimension (see [`CatchUp::other_dimension`]).
-    other_dimension: u64,
 }
 
 impl DerivedIndexes {
@@ -130,7 +128,6 @@ impl DerivedIndexes {
             rebuilt,
             text_applied,
             vectors_dirty: false,
-            other_dimension: 0,
         })
     }
 
@@ -158,10 +155,13 @@ impl DerivedIndexes {
 
     /// Applies one page of store changes, in change order, to whichever index lacks them:
     /// vector changes are live at once, text changes after [`commit_text`](Self::commit_text).
-    pub fn apply(&mut self, changes: Vec<Change>) -> Result<()> {
+    /// Returns how many active tracks were left out of the vector index because their
+    /// embedding has another dimension (see [`CatchUp::other_dimension`]).
+    pub fn apply(&mut self, changes: Vec<Change>) -> Result<u64> {
         let Some(last) = changes.last().map(|c| c.seq) else {
-            return Ok(());
+            return Ok(0);
         };
+        let mut other_dimension = 0;
         let (vseq, tseq) = (self.vectors.seq(), self.text_applied);
         // Pages come in change order, so what an index lacks is a suffix of each page.
         let text_from = changes.partition_point(|c| c.seq <= tseq);
@@ -179,7 +179,7 @@ impl DerivedIndexes {
                     (Some(_), true) => {
                         // An older analyser's layout: searchable by text, not by vector,
                         // until it is analysed again.
-                        self.other_dimension += 1;
+                        other_dimension += 1;
                         self.vectors.remove(c.id);
                     }
                     _ => {
@@ -193,7 +193,7 @@ impl DerivedIndexes {
             self.vectors.set_seq(last);
             self.vectors_dirty = true;
         }
-        Ok(())
+        Ok(other_dimension)
     }
 
     /// Makes the text changes applied so far visible and durable.
@@ -222,7 +222,6 @@ impl DerivedIndexes {
             rebuilt: std::mem::take(&mut self.rebuilt),
             ..CatchUp::default()
         };
-        let other_before = self.other_dimension;
         // Each index follows from its own sequence; reading from the lower one and
         // skipping what an index already has keeps them independent.
         // An index ahead of the store belongs to another (or a restored) database: start
@@ -244,7 +243,7 @@ impl DerivedIndexes {
                 break;
             };
             report.applied += changes.len() as u64;
-            self.apply(changes)?;
+            report.other_dimension += self.apply(changes)?;
             after = last;
         }
         let seq = after.max(self.vectors.seq()).max(self.text_applied);
@@ -258,7 +257,6 @@ impl DerivedIndexes {
             self.save_vectors()?;
         }
         report.seq = seq;
-        report.other_dimension = self.other_dimension - other_before;
         Ok(report)
     }
 

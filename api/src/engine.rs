@@ -18,6 +18,7 @@ use indexer::vectors::{HnswParams, Plan};
 use indexer::Catalog;
 use serde_json::{json, Value};
 
+use crate::copies::{self, Copies, CopyOf};
 use crate::error::{ApiError, ApiResult};
 use crate::music;
 use crate::view::{Hit, TrackView};
@@ -125,6 +126,8 @@ pub struct SimilarQuery {
     pub limit: usize,
     pub offset: usize,
     pub max_per_artist: Option<usize>,
+    /// One copy per recording (the default) or every copy.
+    pub copies: Copies,
 }
 
 /// A page of hits with what produced it.
@@ -361,6 +364,71 @@ impl Engine {
         Ok(out)
     }
 
+    /// `GET /v1/tracks/{id}/duplicates`: the other copies of a track's recording, each
+    /// with the evidence (the fingerprint match, or the shared ISRC or file), which copy
+    /// answers show, and why.
+    pub async fn duplicates(&self, id: i64) -> ApiResult<Value> {
+        let (me, copies) = {
+            let ix = self.read();
+            let me = ix.text.copy_facts(id)?.ok_or_else(|| {
+                let known = ix.vectors.contains(id);
+                if known {
+                    ApiError::internal(format!("track {id} has a vector but no document"))
+                } else {
+                    ApiError::unknown_track(id)
+                }
+            })?;
+            let mut copies = Vec::new();
+            for other in ix.text.copies_of(me.recording)? {
+                if let Some(f) = ix.text.copy_facts(other)? {
+                    copies.push(f);
+                }
+            }
+            (me, copies)
+        };
+        let shown = copies
+            .iter()
+            .max_by_key(|c| (c.quality, c.id))
+            .map_or(id, |c| c.id);
+        let mut listed = Vec::new();
+        for c in copies.iter().filter(|c| c.id != id) {
+            let Some(d) = self.catalog.track(c.id).await? else {
+                continue;
+            };
+            let evidence = match embeddings::fingerprint::compare(&me.fingerprint, &c.fingerprint)
+                .filter(|m| m.is_same_recording())
+            {
+                Some(m) => json!({
+                    "by": "fingerprint",
+                    "offset_s": round4(m.offset_s as f64),
+                    "matched_share": round4(m.matched_share as f64),
+                    "bit_error_rate": round4(m.bit_error_rate as f64),
+                }),
+                // In one recording through a third copy, or by ISRC or identical bytes.
+                None => {
+                    json!({ "by": "recording", "why": "matched through another copy, or the same ISRC or file" })
+                }
+            };
+            listed.push(json!({
+                "id": c.id,
+                "external_id": d.change.external_id,
+                "title": d.change.title,
+                "artists": d.change.artists,
+                "duration_s": d.change.duration_s,
+                "codec": d.extra.codec,
+                "isrc": d.extra.isrc,
+                "shown": c.id == shown,
+                "evidence": evidence,
+            }));
+        }
+        Ok(json!({
+            "id": id,
+            "copies": listed,
+            "shown": shown,
+            "rule": "answers show one copy per recording: lossless first, then the higher sample rate, then more channels, then the newest; `copies=all` shows every copy",
+        }))
+    }
+
     /// Refuses filters naming tags no indexed track carries (a typo would otherwise
     /// silently match nothing, or everything).
     pub fn check_tags(&self, filter: &Filter) -> ApiResult<()> {
@@ -481,6 +549,42 @@ impl Engine {
         ix.vectors.search_allowed(q, k, allowed, exact_max)
     }
 
+    /// One item per recording from `ranked` (best first; [`copies::one_per_recording`]),
+    /// leaving out the recordings of `seeds` (another copy of a seed is the seed, not a
+    /// suggestion); everything as it is with [`Copies::All`]. Returns the kept items and
+    /// how many were collapsed away.
+    pub fn collapse<T>(
+        &self,
+        ix: &DerivedIndexes,
+        ranked: Vec<T>,
+        id_of: impl Fn(&T) -> i64,
+        copies: Copies,
+        seeds: &[Card],
+    ) -> ApiResult<(Vec<T>, usize)> {
+        if copies == Copies::All {
+            return Ok((ranked, 0));
+        }
+        let rows: HashMap<i64, (u64, u64)> = ix
+            .text
+            .rows_of(ranked.iter().map(&id_of))?
+            .into_iter()
+            .map(|r| (r.id, (r.recording, r.quality)))
+            .collect();
+        let taken: HashSet<u64> = seeds.iter().map(|c| c.recording).collect();
+        // A track missing from the text index (taken down meanwhile) keeps a recording of
+        // its own: it is dropped later when its card is not found.
+        let copy_of = |item: &T| {
+            let id = id_of(item);
+            let (recording, quality) = rows.get(&id).copied().unwrap_or((id as u64 ^ (1 << 63), 0));
+            CopyOf {
+                id,
+                recording,
+                quality,
+            }
+        };
+        Ok(copies::one_per_recording(ranked, copy_of, &taken))
+    }
+
     /// "More like this".
     pub fn similar(&self, sq: &SimilarQuery) -> ApiResult<HitPage> {
         self.check_tags(&sq.filter)?;
@@ -506,22 +610,21 @@ impl Engine {
         loop {
             let (cands, plan) = self.nearest(&ix, &q, fetch + 1, allowed.as_deref());
             let exhausted = cands.len() <= fetch;
-            let mut recordings: HashSet<u64> = seed_cards.iter().map(|c| c.recording).collect();
+            let ranked: Vec<(i64, f32)> = cands
+                .iter()
+                .take(fetch)
+                .filter(|(id, _)| !seed_ids.contains(id))
+                .copied()
+                .collect();
+            let (ranked, collapsed) =
+                self.collapse(&ix, ranked, |h| h.0, sq.copies, &seed_cards)?;
             let mut per_artist: HashMap<String, usize> = HashMap::new();
             let mut kept: Vec<(Card, f32)> = Vec::new();
-            let mut collapsed = 0;
             let mut capped = 0;
-            for (id, score) in cands.iter().take(fetch) {
-                if seed_ids.contains(id) {
-                    continue;
-                }
+            for (id, score) in &ranked {
                 let Some(card) = ix.text.cards(&[*id])?.pop() else {
                     continue;
                 };
-                if !recordings.insert(card.recording) {
-                    collapsed += 1;
-                    continue;
-                }
                 if let Some(cap) = sq.max_per_artist {
                     let over = card
                         .artists
@@ -614,16 +717,37 @@ impl Engine {
         limit: usize,
         offset: usize,
         facets: bool,
+        copies: Copies,
     ) -> ApiResult<Value> {
         self.check_tags(filter)?;
         let ix = self.read();
         let text = Some(text).filter(|t| !t.trim().is_empty());
-        let page = ix
-            .text
-            .search_page_with(text, filter, limit, offset, facets)?;
-        let ids: Vec<i64> = page.hits.iter().map(|h| h.0).collect();
+        let (hits, total, tag_counts, more) = if copies == Copies::All {
+            let page = ix
+                .text
+                .search_page_with(text, filter, limit, offset, facets)?;
+            let more = offset + limit < page.total as usize;
+            (page.hits, page.total, page.tag_counts, more)
+        } else {
+            // Pages count recordings: collapse the ranked hits from the top until the page
+            // and one more recording are there, or the hits run out.
+            let want = offset + limit + 1;
+            let mut n = (2 * want).max(50);
+            loop {
+                let page = ix.text.search_page_with(text, filter, n, 0, facets)?;
+                let exhausted = page.hits.len() < n;
+                let (kept, _) = self.collapse(&ix, page.hits, |h| h.0, copies, &[])?;
+                if kept.len() >= want || exhausted {
+                    let more = kept.len() >= want;
+                    let hits = kept.into_iter().skip(offset).take(limit).collect();
+                    break (hits, page.total, page.tag_counts, more);
+                }
+                n *= 2;
+            }
+        };
+        let ids: Vec<i64> = hits.iter().map(|h| h.0).collect();
         let cards = ix.text.cards(&ids)?;
-        let scores: HashMap<i64, f32> = page.hits.iter().copied().collect();
+        let scores: HashMap<i64, f32> = hits.iter().copied().collect();
         let results: Vec<Hit> = cards
             .iter()
             .map(|c| Hit {
@@ -633,12 +757,12 @@ impl Engine {
                 explain: None,
             })
             .collect();
-        let facet_counts = page.tag_counts.clone().map(|c| group_facets(c, 10));
+        let facet_counts = tag_counts.map(|c| group_facets(c, 10));
         let next = offset + limit;
         Ok(json!({
-            "total": page.total,
+            "total": total,
             "results": results,
-            "next_cursor": (next < page.total as usize).then(|| crate::params::encode_cursor(next)).flatten(),
+            "next_cursor": more.then(|| crate::params::encode_cursor(next)).flatten(),
             "facets": facet_counts,
         }))
     }
@@ -651,7 +775,13 @@ impl Engine {
     }
 
     /// Tracks carrying `tag` (404 for a tag no track carries).
-    pub fn tag_tracks(&self, tag: &str, limit: usize, offset: usize) -> ApiResult<Value> {
+    pub fn tag_tracks(
+        &self,
+        tag: &str,
+        limit: usize,
+        offset: usize,
+        copies: Copies,
+    ) -> ApiResult<Value> {
         let tag = indexer::catalog::rows::normalise_tag(tag)
             .ok_or_else(|| ApiError::bad("bad_tag", format!("{tag:?} is not a tag")))?;
         if !self.read().text.has_tag(&tag) {
@@ -664,7 +794,7 @@ impl Engine {
             tags_all: vec![tag],
             ..Filter::default()
         };
-        self.search("", &filter, limit, offset, false)
+        self.search("", &filter, limit, offset, false, copies)
     }
 
     /// Takes a track down: it leaves every answer before this returns.

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admission::{Gate, GateLimits};
+use crate::copies::Copies;
 use crate::engine::{Engine, SimilarQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::hybrid::{self, HybridRequest};
@@ -157,13 +158,14 @@ pub static ROUTES: &[Route] = &[
     Route { method: "GET", path: "/v1/metrics", summary: "Prometheus metrics (text format)", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(metrics) },
     Route { method: "GET", path: "/v1/openapi.json", summary: "This API as an OpenAPI 3 document, generated from the route table", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(openapi) },
     Route { method: "GET", path: "/v1/tracks/{id}", summary: "A track: metadata, attributes, tags with score and source", query: &[("include", "beats: add the tracked beat times (seconds from the start)")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(track) },
-    Route { method: "GET", path: "/v1/tracks/{id}/similar", summary: "More like this: nearest tracks by embedding, seed excluded, duplicates collapsed, with reasons", query: &[("limit", "results per page (1..=500, default 10)"), ("cursor", "next_cursor of the previous page"), ("max_per_artist", "at most this many results per artist"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(similar_get) },
-    Route { method: "POST", path: "/v1/similar", summary: "More like several weighted seeds, a raw embedding, or an uploaded audio clip (multipart field `audio`)", query: &[], body: Some(("application/json | multipart/form-data", "{\"seeds\": [{\"id\", \"weight\"}], \"vector\": [...], \"filters\": {...}, \"limit\", \"cursor\", \"max_per_artist\"}; or multipart with `audio` and optional `options` (the same JSON)")), needs_token: false, max_body: BodyLimit::JsonOrClip, handler: h!(similar_post) },
-    Route { method: "GET", path: "/v1/search", summary: "Text search (BM25) with the query syntax artist:, genre:, album:, title:, tag:, bpm:80-100, key:8A, year:1990-1999, quoted phrases; facet counts", query: &[("q", "the query"), ("limit", "1..=500"), ("cursor", "paging"), ("facets", "false to skip facet counts"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(search) },
-    Route { method: "POST", path: "/v1/search/hybrid", summary: "Text and embedding candidates under the same exact filters, fused by RRF (k=60) or weights", query: &[], body: Some(("application/json", "{\"q\", \"like\": [ids], \"filters\": {...}, \"fusion\": \"rrf\"|\"weighted\", \"weights\": {\"text\", \"vector\"}, \"limit\", \"cursor\", \"explain\"}")), needs_token: false, max_body: BodyLimit::Json, handler: h!(hybrid_post) },
+    Route { method: "GET", path: "/v1/tracks/{id}/duplicates", summary: "Other copies of the track's recording (other encodes, re-deliveries, trimmed copies), with the fingerprint evidence and which copy answers show", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(duplicates) },
+    Route { method: "GET", path: "/v1/tracks/{id}/similar", summary: "More like this: nearest tracks by embedding, seed excluded, duplicates collapsed, with reasons", query: &[("limit", "results per page (1..=500, default 10)"), ("cursor", "next_cursor of the previous page"), ("max_per_artist", "at most this many results per artist"), ("copies", "one (default: one copy per recording) or all"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(similar_get) },
+    Route { method: "POST", path: "/v1/similar", summary: "More like several weighted seeds, a raw embedding, or an uploaded audio clip (multipart field `audio`)", query: &[], body: Some(("application/json | multipart/form-data", "{\"seeds\": [{\"id\", \"weight\"}], \"vector\": [...], \"filters\": {...}, \"limit\", \"cursor\", \"max_per_artist\", \"copies\": \"one\" (default) | \"all\"}; or multipart with `audio` and optional `options` (the same JSON)")), needs_token: false, max_body: BodyLimit::JsonOrClip, handler: h!(similar_post) },
+    Route { method: "GET", path: "/v1/search", summary: "Text search (BM25) with the query syntax artist:, genre:, album:, title:, tag:, bpm:80-100, key:8A, year:1990-1999, quoted phrases; facet counts", query: &[("q", "the query"), ("limit", "1..=500"), ("cursor", "paging"), ("copies", "one (default: one copy per recording) or all"), ("facets", "false to skip facet counts"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(search) },
+    Route { method: "POST", path: "/v1/search/hybrid", summary: "Text and embedding candidates under the same exact filters, fused by RRF (k=60) or weights", query: &[], body: Some(("application/json", "{\"q\", \"like\": [ids], \"filters\": {...}, \"fusion\": \"rrf\"|\"weighted\", \"weights\": {\"text\", \"vector\"}, \"limit\", \"cursor\", \"explain\"}; \"copies\": \"one\" (default) | \"all\"")), needs_token: false, max_body: BodyLimit::Json, handler: h!(hybrid_post) },
     Route { method: "GET", path: "/v1/tags", summary: "Every tag with its track count, grouped by facet", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(tags) },
-    Route { method: "GET", path: "/v1/tags/{tag}/tracks", summary: "Tracks carrying a tag", query: &[("limit", "1..=500"), ("cursor", "paging")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(tag_tracks) },
-    Route { method: "POST", path: "/v1/playlists", summary: "Playlist generation: filters, seeds, attribute targets, size or duration, artist rules, ordering smooth|harmonic|energy_arc, seed", query: &[], body: Some(("application/json", "{\"filters\", \"seeds\", \"targets\", \"size\" | \"duration_s\", \"tolerance_s\", \"max_per_artist\", \"artist_gap\", \"order\", \"seed\"}")), needs_token: false, max_body: BodyLimit::Json, handler: h!(playlist_post) },
+    Route { method: "GET", path: "/v1/tags/{tag}/tracks", summary: "Tracks carrying a tag", query: &[("limit", "1..=500"), ("cursor", "paging"), ("copies", "one (default: one copy per recording) or all")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(tag_tracks) },
+    Route { method: "POST", path: "/v1/playlists", summary: "Playlist generation: filters, seeds, attribute targets, size or duration, artist rules, ordering smooth|harmonic|energy_arc, seed", query: &[], body: Some(("application/json", "{\"filters\", \"seeds\", \"targets\", \"size\" | \"duration_s\", \"tolerance_s\", \"max_per_artist\", \"artist_gap\", \"order\", \"seed\"}; \"copies\": \"one\" (default) | \"all\"")), needs_token: false, max_body: BodyLimit::Json, handler: h!(playlist_post) },
     Route { method: "GET", path: "/v1/path", summary: "A song path: tracks walking from one track to another in even steps", query: &[("from", "start track id"), ("to", "end track id"), ("steps", "tracks including both ends, 2..=100 (default 8)")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(path_get) },
     Route { method: "POST", path: "/v1/tracks", summary: "Add or replace one track: multipart `audio` plus `metadata` (a manifest line's fields)", query: &[], body: Some(("multipart/form-data", "audio: the file; metadata: {\"external_id\", \"title\", \"artists\", \"album\", \"genre\", \"release_date\", \"tags\", \"isrc\"}")), needs_token: true, max_body: BodyLimit::Upload, handler: h!(track_post) },
     Route { method: "DELETE", path: "/v1/tracks/{id}", summary: "Take a track down: it leaves every answer before this returns", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, handler: h!(track_delete) },
@@ -490,6 +492,11 @@ async fn track(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
     ok(st.engine.track(id, beats).await?)
 }
 
+async fn duplicates(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
+    let id = path_id(&req, "id")?;
+    ok(st.engine.duplicates(id).await?)
+}
+
 fn similar_common(p: &Pairs) -> ApiResult<(usize, usize, Option<usize>)> {
     let limit = params::limit(params::one(p, "limit"))?;
     let offset = params::cursor(params::one(p, "cursor"))?;
@@ -517,6 +524,7 @@ async fn similar_get(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
         limit,
         offset,
         max_per_artist,
+        copies: Copies::parse(params::one(&p, "copies"))?,
     };
     let engine = st.engine.clone();
     ok(blocking(move || engine.similar(&sq)).await?)
@@ -533,6 +541,8 @@ struct SimilarBody {
     limit: Option<usize>,
     cursor: Option<String>,
     max_per_artist: Option<usize>,
+    #[serde(default)]
+    copies: Copies,
 }
 
 #[derive(Debug, Deserialize)]
@@ -586,6 +596,7 @@ async fn similar_post(req: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
         limit,
         offset,
         max_per_artist: b.max_per_artist.filter(|n| *n > 0),
+        copies: b.copies,
     };
     let engine = st.engine.clone();
     let page = blocking(move || engine.similar(&sq)).await?;
@@ -606,7 +617,11 @@ async fn search(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
     let mut filter = params::filter_from_pairs(&p)?;
     hybrid::merge(&mut filter, parsed.filter);
     let engine = st.engine.clone();
-    ok(blocking(move || engine.search(&parsed.text, &filter, limit, offset, facets)).await?)
+    let copies = Copies::parse(params::one(&p, "copies"))?;
+    ok(
+        blocking(move || engine.search(&parsed.text, &filter, limit, offset, facets, copies))
+            .await?,
+    )
 }
 
 async fn hybrid_post(_: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {
@@ -625,8 +640,9 @@ async fn tag_tracks(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
     let p = query(&req)?;
     let limit = params::limit(params::one(&p, "limit"))?;
     let offset = params::cursor(params::one(&p, "cursor"))?;
+    let copies = Copies::parse(params::one(&p, "copies"))?;
     let engine = st.engine.clone();
-    ok(blocking(move || engine.tag_tracks(&tag, limit, offset)).await?)
+    ok(blocking(move || engine.tag_tracks(&tag, limit, offset, copies)).await?)
 }
 
 async fn playlist_post(_: HttpRequest, body: Bytes, st: Arc<State>) -> Answer {

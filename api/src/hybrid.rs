@@ -8,6 +8,7 @@ use indexer::filter::Filter;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::copies::Copies;
 use crate::engine::{round4, Engine, HitPage};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{self, FilterJson};
@@ -66,6 +67,9 @@ pub struct HybridRequest {
     pub cursor: Option<String>,
     #[serde(default)]
     pub explain: bool,
+    /// One copy per recording (the default) or every copy (`"all"`).
+    #[serde(default)]
+    pub copies: Copies,
 }
 
 /// Adds `b`'s constraints to `a`.
@@ -151,6 +155,9 @@ pub fn hybrid(engine: &Engine, req: HybridRequest) -> ApiResult<HitPage> {
         })
         .collect();
     fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let seeds = engine.cards(&req.like)?;
+    let (fused, collapsed) =
+        engine.with_indexes(|ix| engine.collapse(ix, fused, |f| f.0, req.copies, &seeds))?;
     let total = fused.len();
     let page: Vec<(i64, f64, Sides)> = fused.into_iter().skip(offset).take(limit).collect();
     let cards = engine.cards(&page.iter().map(|p| p.0).collect::<Vec<_>>())?;
@@ -194,6 +201,7 @@ pub fn hybrid(engine: &Engine, req: HybridRequest) -> ApiResult<HitPage> {
             "vector_candidates": vec_hits.len(),
             "fusion": match req.fusion { Fusion::Rrf => json!({"method": "rrf", "k": RRF_K}), Fusion::Weighted => json!({"method": "weighted"}) },
             "weights": { "text": w.text, "vector": w.vector },
+            "collapsed_duplicates": collapsed,
         }),
     })
 }

@@ -5,9 +5,11 @@
 //! text search with facets, hybrid fusion ([`hybrid`]), tags, playlists ([`playlist`]),
 //! song paths, takedowns. [`params`] validates request parameters into engine inputs;
 //! [`http`] maps routes onto the engine and errors onto DESIGN.md's JSON shape;
-//! [`admission`] bounds the expensive requests (clip analysis, writes).
+//! [`admission`] bounds the expensive requests (clip analysis, writes); [`copies`] shows
+//! one copy per recording.
 
 pub mod admission;
+pub mod copies;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -21,6 +21,7 @@ use indexer::text::Row;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::copies::{self, Copies, CopyOf};
 use crate::engine::{round4, Engine};
 use crate::error::{ApiError, ApiResult};
 use crate::music::{tempo_distance, KeyRelation};
@@ -76,6 +77,9 @@ pub struct PlaylistRequest {
     /// Makes tie-breaking reproducible (default 0).
     #[serde(default)]
     pub seed: u64,
+    /// One copy per recording (the default) or every copy (`"all"`).
+    #[serde(default)]
+    pub copies: Copies,
 }
 
 /// A candidate with what the ordering needs.
@@ -227,18 +231,30 @@ fn candidates(
     };
     let rows = ix.text.rows_of(ids.into_iter())?;
     let scale = attribute_scales(&rows);
-    // Other deliveries of a seed's recording are the seed, not a suggestion.
-    let mut seen_recordings: HashSet<u64> = ix
-        .text
-        .cards(&req.seeds)?
-        .iter()
-        .map(|c| c.recording)
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .filter(|r| !seed_set.contains(&r.id))
         .collect();
+    // One copy per recording, and none of a seed's (another copy of a seed is the seed).
+    let rows = match req.copies {
+        Copies::All => rows,
+        Copies::One => {
+            let taken: HashSet<u64> = ix
+                .text
+                .cards(&req.seeds)?
+                .iter()
+                .map(|c| c.recording)
+                .collect();
+            let copy_of = |r: &Row| CopyOf {
+                id: r.id,
+                recording: r.recording,
+                quality: r.quality,
+            };
+            copies::one_per_recording(rows, copy_of, &taken).0
+        }
+    };
     let mut out: Vec<Cand> = Vec::new();
     for row in rows {
-        if seed_set.contains(&row.id) || !seen_recordings.insert(row.recording) {
-            continue;
-        }
         let Some(vector) = ix.vectors.vector(row.id) else {
             continue;
         };

@@ -490,8 +490,7 @@ async fn a_track_of_an_older_layout_is_explained_not_unknown() {
         vector: None,
         filter: Filter::default(),
         limit: 5,
-        offset: 0,
-        max_per_artist: None,
+        ..SimilarQuery::default()
     };
     let err = engine.similar(&query(1)).unwrap_err();
     assert_eq!((err.status, err.code), (409, "not_in_space"), "{err:?}");

@@ -12,6 +12,7 @@ use crate::dsp::{cosine, FrameSplitter, RunningStats};
 use crate::embedding::Normalizer;
 use crate::error::{AnalysisError, ErrorKind};
 use crate::features::{DSP_DIM, FEATURE_DIM};
+use crate::fingerprint::Fingerprinter;
 use crate::learned::{self, musicnn::PENULTIMATE, patches::PatchSampler, vocabulary};
 use crate::loudness::{Loudness, FLOOR_DB};
 use crate::resample::{downmix_into, MonoResampler};
@@ -93,6 +94,10 @@ pub struct Analysis {
     pub embedding: Vec<f32>,
     /// [`Normalizer::version`] of the embedding.
     pub embedding_space: String,
+    /// The acoustic fingerprint of the first [`fingerprint::SECONDS`] ([`crate::fingerprint`]),
+    /// by which copies of one recording are found; empty when the audio is too short.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprint: Vec<u32>,
     /// The learned models' raw label scores ([`crate::learned`]); the learned tags are
     /// derived from them. Absent when the models did not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,6 +250,7 @@ fn analyze_inner(
     let mut stream = AudioStream::open(path)?;
     let mut warnings = Vec::new();
     let mut setup: Option<(u32, usize, Loudness, MonoResampler, MonoResampler)> = None;
+    let mut printer: Option<Fingerprinter> = None;
     let mut sampler = PatchSampler::new(learned::PATCH_BUDGET);
     let mut frames = Frames::new();
     let mut mono = Vec::new();
@@ -280,6 +286,10 @@ fn analyze_inner(
                     MonoResampler::new(rate, to)
                         .map_err(|m| AnalysisError::new(ErrorKind::UnsupportedFormat, path, m))
                 };
+                printer = Some(
+                    Fingerprinter::new(ANALYSIS_RATE)
+                        .map_err(|m| AnalysisError::new(ErrorKind::Internal, path, m))?,
+                );
                 setup.insert((
                     rate,
                     channels,
@@ -305,7 +315,12 @@ fn analyze_inner(
         }
         loudness.push(block);
         downmix_into(block, channels, &mut mono);
-        resampler.push(&mono, &mut |s| frames.push(s));
+        resampler.push(&mono, &mut |s| {
+            frames.push(s);
+            if let Some(p) = printer.as_mut() {
+                p.push(s);
+            }
+        });
         if config.learned {
             to_16k.push(&mono, &mut |s| sampler.push(s));
         }
@@ -317,7 +332,13 @@ fn analyze_inner(
             "no audio could be decoded",
         ));
     };
-    resampler.finish(&mut |s| frames.push(s));
+    resampler.finish(&mut |s| {
+        frames.push(s);
+        if let Some(p) = printer.as_mut() {
+            p.push(s);
+        }
+    });
+    let fingerprint = printer.map(Fingerprinter::finish).unwrap_or_default();
     if config.learned {
         to_16k.finish(&mut |s| sampler.push(s));
     }
@@ -411,6 +432,7 @@ fn analyze_inner(
         features,
         embedding,
         embedding_space: normalizer.version.clone(),
+        fingerprint,
         model_scores: listening.map(|l| l.scores),
         warnings,
     })

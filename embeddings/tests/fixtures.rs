@@ -323,3 +323,36 @@ fn analysis_round_trips_through_json() {
     assert_eq!(a, back);
     assert_eq!(a.analyzer_version, embeddings::ANALYZER_VERSION);
 }
+
+/// Issue 15: every encode of a song is the same recording by its fingerprint; no two songs
+/// are, even those that share key or tempo.
+#[test]
+fn fingerprints_match_every_encode_of_a_song_and_no_other_song() {
+    use embeddings::fingerprint::{compare, durations_agree};
+    let mut prints: Vec<(String, String, Vec<u32>, f64)> = Vec::new();
+    for t in tracks()
+        .iter()
+        .filter(|t| !t["excerpt"].as_bool().unwrap_or(false))
+    {
+        let path = t["path"].as_str().unwrap();
+        let a = analyze(&fixtures_dir().join(path), &AnalysisConfig::default()).unwrap();
+        assert!(a.fingerprint.len() > 50, "{path}: {}", a.fingerprint.len());
+        let song = t["song"].as_str().unwrap().to_string();
+        prints.push((song, path.to_string(), a.fingerprint, a.audio.duration_s));
+    }
+    let (mut same, mut different) = (0, 0);
+    for (i, (song_a, path_a, fp_a, d_a)) in prints.iter().enumerate() {
+        for (song_b, path_b, fp_b, d_b) in &prints[i + 1..] {
+            let m = compare(fp_a, fp_b);
+            let one = m.is_some_and(|m| m.is_same_recording()) && durations_agree(*d_a, *d_b);
+            if song_a == song_b {
+                same += 1;
+                assert!(one, "{path_a} and {path_b} are one recording: {m:?}");
+            } else {
+                different += 1;
+                assert!(!one, "{path_a} and {path_b} are different songs: {m:?}");
+            }
+        }
+    }
+    assert!(same >= 40 && different >= 300, "{same} / {different} pairs");
+}

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{Catalog, CatalogError, Change};
+use crate::recordings;
 use crate::text::{TextError, TextIndex};
 use crate::vectors::{HnswParams, VectorError, VectorIndex};
 
@@ -74,6 +75,18 @@ pub struct CatchUp {
     /// --reanalyze` brings them back). They stay in the text index.
     #[serde(skip_serializing_if = "is_zero")]
     pub other_dimension: u64,
+    /// Tracks found to be copies of a recording already in the catalogue (by their
+    /// fingerprints, [`crate::recordings`]).
+    pub copies_found: u64,
+}
+
+/// What applying one page of changes did beyond applying them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Applied {
+    /// See [`CatchUp::other_dimension`].
+    pub other_dimension: u64,
+    /// See [`CatchUp::copies_found`].
+    pub copies_found: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -155,31 +168,26 @@ impl DerivedIndexes {
 
     /// Applies one page of store changes, in change order, to whichever index lacks them:
     /// vector changes are live at once, text changes after [`commit_text`](Self::commit_text).
-    /// Returns how many active tracks were left out of the vector index because their
-    /// embedding has another dimension (see [`CatchUp::other_dimension`]).
-    pub fn apply(&mut self, changes: Vec<Change>) -> Result<u64> {
+    /// The vectors go first: the text documents carry each track's recording, which
+    /// [`recordings::assign`] finds among the track's neighbours in the vector index.
+    pub fn apply(&mut self, changes: Vec<Change>) -> Result<Applied> {
         let Some(last) = changes.last().map(|c| c.seq) else {
-            return Ok(0);
+            return Ok(Applied::default());
         };
-        let mut other_dimension = 0;
+        let mut applied = Applied::default();
         let (vseq, tseq) = (self.vectors.seq(), self.text_applied);
         // Pages come in change order, so what an index lacks is a suffix of each page.
-        let text_from = changes.partition_point(|c| c.seq <= tseq);
-        if text_from < changes.len() {
-            self.text.apply(&changes[text_from..])?;
-            self.text_applied = last;
-        }
         let vec_from = changes.partition_point(|c| c.seq <= vseq);
         if vec_from < changes.len() {
             let mut ups = Vec::new();
             let dim = self.vectors.dim();
-            for c in changes.into_iter().skip(vec_from) {
-                match (c.embedding, c.active) {
-                    (Some(e), true) if e.len() == dim => ups.push((c.id, e)),
+            for c in changes.iter().skip(vec_from) {
+                match (&c.embedding, c.active) {
+                    (Some(e), true) if e.len() == dim => ups.push((c.id, e.clone())),
                     (Some(_), true) => {
                         // An older analyser's layout: searchable by text, not by vector,
                         // until it is analysed again.
-                        other_dimension += 1;
+                        applied.other_dimension += 1;
                         self.vectors.remove(c.id);
                     }
                     _ => {
@@ -193,7 +201,15 @@ impl DerivedIndexes {
             self.vectors.set_seq(last);
             self.vectors_dirty = true;
         }
-        Ok(other_dimension)
+        let text_from = changes.partition_point(|c| c.seq <= tseq);
+        if text_from < changes.len() {
+            let page = &changes[text_from..];
+            let found = recordings::assign(page, &self.vectors, &self.text)?;
+            applied.copies_found = found.copies_found;
+            self.text.apply(page, &found.recordings)?;
+            self.text_applied = last;
+        }
+        Ok(applied)
     }
 
     /// Makes the text changes applied so far visible and durable.
@@ -243,7 +259,12 @@ impl DerivedIndexes {
                 break;
             };
             report.applied += changes.len() as u64;
-            report.other_dimension += self.apply(changes)?;
+            let applied = self.apply(changes)?;
+            report.other_dimension += applied.other_dimension;
+            report.copies_found += applied.copies_found;
+            // Committed page by page: the next page's tracks are matched against this
+            // page's documents (recordings::assign reads committed documents).
+            self.commit_text()?;
             after = last;
         }
         let seq = after.max(self.vectors.seq()).max(self.text_applied);

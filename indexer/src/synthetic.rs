@@ -151,10 +151,18 @@ impl Synth {
                 features,
                 embedding,
                 embedding_space: "bench".into(),
+                // As long as a real one (a minute), unrelated to any other track's.
+                fingerprint: (0..FINGERPRINT_VALUES)
+                    .map(|_| rng.next_u64() as u32)
+                    .collect(),
             }),
         }
     }
 }
+
+/// Values in a real track's fingerprint (its first minute).
+const FINGERPRINT_VALUES: usize =
+    (embeddings::fingerprint::SECONDS / embeddings::fingerprint::VALUE_SECONDS as f64) as usize;
 
 impl Synth {
     /// Shapes embeddings on `n` random unit centres (seeded).

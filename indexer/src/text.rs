@@ -60,8 +60,15 @@ pub struct Fields {
     pub duration_s: Field,
     /// [`artist_key`] of each credited artist (exclusion filters, artist spacing).
     pub artist_key: Field,
-    /// [`recording_key`] of the ISRC or content hash (duplicate collapsing).
+    /// The recording the track is a copy of ([`crate::recordings`]): the key of the
+    /// recording it was matched to by its fingerprint, else [`recording_key`] of its ISRC or
+    /// content hash. Collapsing keeps one track per value.
     pub recording: Field,
+    /// [`crate::catalog::rows::copy_quality`]: which copy of a recording to show.
+    pub quality: Field,
+    /// The acoustic fingerprint, little-endian u32 values (stored only: candidates found
+    /// by the vector index are checked against it).
+    pub fingerprint: Field,
     /// [`camelot_number`] (harmonic ordering without string lookups).
     pub camelot_n: Field,
     /// 1 when the track is tagged `tempo:free` (playlists leave its tempo out of
@@ -93,7 +100,9 @@ pub fn schema() -> (Schema, Fields) {
     let year = b.add_i64_field("year", num.clone());
     let duration_s = b.add_f64_field("duration_s", num.clone());
     let artist_key = b.add_u64_field("artist_key", INDEXED | FAST);
-    let recording = b.add_u64_field("recording", FAST | STORED);
+    let recording = b.add_u64_field("recording", INDEXED | FAST | STORED);
+    let quality = b.add_u64_field("quality", FAST | STORED);
+    let fingerprint = b.add_bytes_field("fingerprint", STORED);
     let camelot_n = b.add_u64_field("camelot_n", FAST);
     let free_pulse = b.add_u64_field("free_pulse", FAST);
     let attributes = ATTRIBUTE_COLUMNS
@@ -117,6 +126,8 @@ pub fn schema() -> (Schema, Fields) {
         duration_s,
         artist_key,
         recording,
+        quality,
+        fingerprint,
         camelot_n,
         free_pulse,
         attributes,
@@ -203,19 +214,66 @@ impl TextIndex {
     }
 
     /// Applies store changes: each changed track's document is replaced (or removed,
-    /// when the track is taken down or has no analysis yet). Visible after [`commit`].
+    /// when the track is taken down or has no analysis yet). A track's recording is the
+    /// one `recordings` assigns it ([`crate::recordings::assign`]), else its own.
+    /// Visible after [`commit`].
     ///
     /// [`commit`]: Self::commit
-    pub fn apply(&mut self, changes: &[Change]) -> Result<()> {
+    pub fn apply(&mut self, changes: &[Change], recordings: &HashMap<i64, u64>) -> Result<()> {
         let f = self.fields.clone();
         let w = self.writer()?;
         for c in changes {
             w.delete_term(Term::from_field_u64(f.id, c.id as u64));
             if c.active && c.attributes.is_some() {
-                w.add_document(document(&f, c))?;
+                let recording = recordings
+                    .get(&c.id)
+                    .copied()
+                    .unwrap_or_else(|| recording_key(&c.recording));
+                w.add_document(document(&f, c, recording))?;
             }
         }
         Ok(())
+    }
+
+    /// What a committed track's document says about it as a copy of a recording.
+    pub fn copy_facts(&self, id: i64) -> Result<Option<CopyFacts>> {
+        let searcher = self.reader.searcher();
+        let f = &self.fields;
+        let q = TermQuery::new(
+            Term::from_field_u64(f.id, id as u64),
+            IndexRecordOption::Basic,
+        );
+        let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
+        let Some((_, addr)) = top.first() else {
+            return Ok(None);
+        };
+        let doc: TantivyDocument = searcher.doc(*addr)?;
+        let u64_of = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
+        Ok(Some(CopyFacts {
+            id,
+            recording: u64_of(f.recording),
+            quality: u64_of(f.quality),
+            duration_s: doc
+                .get_first(f.duration_s)
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0),
+            fingerprint: doc
+                .get_first(f.fingerprint)
+                .and_then(|v| v.as_bytes())
+                .map(crate::catalog::rows::u32s_from_bytes)
+                .unwrap_or_default(),
+        }))
+    }
+
+    /// The ids of the tracks that are copies of `recording`, sorted.
+    pub fn copies_of(&self, recording: u64) -> Result<Vec<i64>> {
+        let q = TermQuery::new(
+            Term::from_field_u64(self.fields.recording, recording),
+            IndexRecordOption::Basic,
+        );
+        let mut ids = self.reader.searcher().search(&q, &IdCollector)?;
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// Removes every document (a rebuild starts here).
@@ -601,6 +659,8 @@ pub struct Card {
     /// [`ATTRIBUTE_COLUMNS`] values.
     pub attributes: [f64; ATTRIBUTE_COUNT],
     pub recording: u64,
+    /// [`crate::catalog::rows::copy_quality`].
+    pub quality: u64,
 }
 
 fn card(f: &Fields, id: i64, doc: &TantivyDocument) -> Card {
@@ -639,7 +699,22 @@ fn card(f: &Fields, id: i64, doc: &TantivyDocument) -> Card {
             .get_first(f.recording)
             .and_then(|v| v.as_u64())
             .unwrap_or(0),
+        quality: doc
+            .get_first(f.quality)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0),
     }
+}
+
+/// A track as a copy of a recording: what deciding whether another track is the same
+/// recording needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyFacts {
+    pub id: i64,
+    pub recording: u64,
+    pub quality: u64,
+    pub duration_s: f64,
+    pub fingerprint: Vec<u32>,
 }
 
 /// What a playlist needs of a candidate, read from fast fields (no stored documents).
@@ -654,6 +729,8 @@ pub struct Row {
     pub free_pulse: bool,
     pub artists: Vec<u64>,
     pub recording: u64,
+    /// [`crate::catalog::rows::copy_quality`].
+    pub quality: u64,
 }
 
 /// Collects matching track ids.
@@ -772,6 +849,7 @@ struct RowSegment {
     free_pulse: Column<u64>,
     artists: Column<u64>,
     recording: Column<u64>,
+    quality: Column<u64>,
     out: Vec<Row>,
 }
 
@@ -792,6 +870,7 @@ impl Collector for RowCollector {
             free_pulse: ff.u64("free_pulse")?,
             artists: ff.u64("artist_key")?,
             recording: ff.u64("recording")?,
+            quality: ff.u64("quality")?,
             out: Vec::new(),
         })
     }
@@ -822,6 +901,7 @@ impl SegmentCollector for RowSegment {
             free_pulse: self.free_pulse.first(doc).unwrap_or(0) == 1,
             artists: self.artists.values_for_doc(doc).collect(),
             recording: self.recording.first(doc).unwrap_or(0),
+            quality: self.quality.first(doc).unwrap_or(0),
         });
     }
 
@@ -830,7 +910,7 @@ impl SegmentCollector for RowSegment {
     }
 }
 
-fn document(f: &Fields, c: &Change) -> TantivyDocument {
+fn document(f: &Fields, c: &Change, recording: u64) -> TantivyDocument {
     let mut d = TantivyDocument::default();
     d.add_u64(f.id, c.id as u64);
     d.add_text(f.external_id, &c.external_id);
@@ -841,7 +921,14 @@ fn document(f: &Fields, c: &Change) -> TantivyDocument {
         d.add_text(f.artists, a);
         d.add_u64(f.artist_key, artist_key(a));
     }
-    d.add_u64(f.recording, recording_key(&c.recording));
+    d.add_u64(f.recording, recording);
+    d.add_u64(f.quality, c.quality);
+    if !c.fingerprint.is_empty() {
+        d.add_bytes(
+            f.fingerprint,
+            &crate::catalog::rows::u32s_to_bytes(&c.fingerprint),
+        );
+    }
     if let Some(a) = &c.album {
         d.add_text(f.album, a);
     }

@@ -130,6 +130,13 @@ fn print_summary(s: &Summary) {
             format!("; rebuilt: {}", s.index.rebuilt.join("; "))
         }
     );
+    if s.index.copies_found > 0 {
+        println!(
+            "{} tracks are copies of a recording already in the catalogue (found by their \
+             fingerprints; answers show one copy, `GET /v1/tracks/ID/duplicates` lists them)",
+            s.index.copies_found
+        );
+    }
     if s.index.other_dimension > 0 {
         println!(
             "{} tracks analysed by an older analyser (another embedding dimension) are searchable \

@@ -83,6 +83,8 @@ pub struct AnalysisRow {
     pub embedding_space: String,
     /// Beat times, seconds.
     pub beats: Vec<f32>,
+    /// The acoustic fingerprint ([`embeddings::fingerprint`]); empty when too short.
+    pub fingerprint: Vec<u32>,
 }
 
 impl AnalysisRow {
@@ -111,6 +113,7 @@ impl AnalysisRow {
             embedding,
             embedding_space,
             beats: a.beats,
+            fingerprint: a.fingerprint,
         }
     }
 }
@@ -194,6 +197,24 @@ pub struct Change {
     /// `ATTRIBUTE_COLUMNS` values, then key, mode and camelot; `None` without analysis.
     pub attributes: Option<([f64; ATTRIBUTE_COUNT], String, String, String)>,
     pub embedding: Option<Vec<f32>>,
+    /// The acoustic fingerprint (empty without one: no analysis, an analyser before 0.5.0,
+    /// or audio too short).
+    pub fingerprint: Vec<u32>,
+    /// How good a copy of its recording this file is ([`copy_quality`]).
+    pub quality: u64,
+}
+
+/// How good a copy of a recording a file is, as a number that orders copies: lossless
+/// before lossy, then the higher sample rate, then more channels. Ties go to the newest
+/// track (the higher id) where copies are compared ([`crate::recordings`]).
+pub fn copy_quality(codec: Option<&str>, sample_rate: Option<i32>, channels: Option<i32>) -> u64 {
+    let lossless = matches!(
+        codec,
+        Some(c) if c == "flac" || c == "alac" || c == "wavpack" || c.starts_with("pcm")
+    );
+    let rate = sample_rate.unwrap_or(0).clamp(0, 1 << 20) as u64;
+    let channels = channels.unwrap_or(0).clamp(0, 255) as u64;
+    (u64::from(lossless) << 40) | (rate << 8) | channels
 }
 
 /// The raw row behind [`Change`] (tags come from a second query).
@@ -232,6 +253,10 @@ pub struct ChangeRow {
     pub dynamic_complexity: Option<f64>,
     pub onset_rate: Option<f64>,
     pub beats_per_bar: Option<f64>,
+    pub fingerprint: Option<Vec<u8>>,
+    pub codec: Option<String>,
+    pub sample_rate: Option<i32>,
+    pub channels: Option<i32>,
 }
 
 /// The SELECT list that fills a [`ChangeRow`] (tracks `t` left-joined to analyses `a`).
@@ -240,7 +265,8 @@ pub(super) const CHANGE_COLUMNS: &str = "t.id, t.change_seq, t.external_id, t.st
     a.camelot, a.tempo_bpm, a.tempo_confidence, a.key_strength, a.loudness_lufs, \
     a.loudness_range_lu, a.true_peak_dbtp, a.energy, a.danceability, a.brightness, \
     a.percussiveness, a.acousticness, a.syncopation, a.harmonic_complexity, a.repetitiveness, \
-    a.dynamic_complexity, a.onset_rate, a.beats_per_bar";
+    a.dynamic_complexity, a.onset_rate, a.beats_per_bar, a.fingerprint, t.codec, a.sample_rate, \
+    a.channels";
 
 impl ChangeRow {
     pub fn into_change(self, tags: Vec<String>) -> Change {
@@ -296,6 +322,11 @@ impl ChangeRow {
             tags,
             attributes: attrs,
             embedding: self.embedding.map(|b| f32s_from_bytes(&b)),
+            fingerprint: self
+                .fingerprint
+                .map(|b| u32s_from_bytes(&b))
+                .unwrap_or_default(),
+            quality: copy_quality(self.codec.as_deref(), self.sample_rate, self.channels),
         }
     }
 }
@@ -403,6 +434,18 @@ pub fn f32s_to_bytes(v: &[f32]) -> Vec<u8> {
 pub fn f32s_from_bytes(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// A fingerprint as little-endian bytes.
+pub fn u32s_to_bytes(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The inverse of [`u32s_to_bytes`] (a trailing partial value is ignored).
+pub fn u32s_from_bytes(b: &[u8]) -> Vec<u32> {
+    b.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
 }
 

@@ -1,0 +1,255 @@
+//! Acoustic fingerprints: is this the same recording as that one?
+//!
+//! The fingerprint is chromaprint's (the AcoustID algorithm, through the
+//! `rusty-chromaprint` crate): one 32-bit value every 0.124 s, each bit the sign of a
+//! filter over a few seconds of a 12-band chroma image. Re-encoding, a gain change or a
+//! trimmed start flips only a few bits of each value, and many values survive whole,
+//! while another recording, even in the same key and tempo, agrees on about half the bits
+//! (chance).
+//!
+//! Motif fingerprints the first [`SECONDS`] of every track during analysis. Two
+//! fingerprints are one recording ([`compare`], [`Match::is_same_recording`]) when, at the
+//! best shift (a trimmed or padded start shifts it), they differ in few of their bits over
+//! most of their length. Candidates come from the vector index, not from comparing the
+//! whole catalogue (`indexer::recordings`).
+
+use rusty_chromaprint::{Configuration, Fingerprinter as Chromaprint};
+
+/// How much of each track is fingerprinted: enough to survive a few seconds trimmed at
+/// either end, small enough to store (about 1.9 KB a track) and quick to compute.
+pub const SECONDS: f64 = 60.0;
+
+/// Seconds between two fingerprint values (chromaprint's 4096-sample frames at 11,025 Hz,
+/// hop a third of a frame).
+pub const VALUE_SECONDS: f32 = 1365.0 / 11_025.0;
+
+/// Most differing bits (as a share of the overlap's bits) for two fingerprints to be one
+/// recording. Chosen on 24 dev-corpus files against their MP3, Opus, AAC and FLAC encodes,
+/// trimmed by up to 5 s and changed in gain by up to 3 dB: copies differed in at most
+/// 0.08 of their bits, other recordings in at least 0.41 (docs/MEASUREMENTS.md).
+pub const MAX_BIT_ERROR_RATE: f32 = 0.25;
+
+/// Least share of the longer fingerprint that the overlap at the matched offset must
+/// cover: an excerpt (a 30-second preview of a longer track) is not the same recording.
+pub const MIN_MATCHED_SHARE: f32 = 0.5;
+
+/// Largest shift looked at between two fingerprints, in seconds: silence or a few
+/// seconds trimmed or added at the start.
+pub const MAX_SHIFT_S: f32 = 10.0;
+
+/// Durations of two copies of one recording differ by at most this many seconds (a few
+/// seconds trimmed or padded at either end), or this share of the longer one (a slower
+/// fade-out on a remaster).
+pub const MAX_DURATION_GAP_S: f64 = 12.0;
+pub const MAX_DURATION_GAP_SHARE: f64 = 0.1;
+
+/// Whether two tracks' durations allow them to be one recording.
+pub fn durations_agree(a_s: f64, b_s: f64) -> bool {
+    (a_s - b_s).abs() <= MAX_DURATION_GAP_S.max(MAX_DURATION_GAP_SHARE * a_s.max(b_s))
+}
+
+/// Computes a fingerprint of the first [`SECONDS`] of a mono stream.
+pub struct Fingerprinter {
+    inner: Chromaprint,
+    /// Samples still to hear.
+    left: usize,
+    buf: Vec<i16>,
+}
+
+impl Fingerprinter {
+    /// A fingerprinter for mono samples at `rate` Hz (at least 8 kHz).
+    pub fn new(rate: u32) -> Result<Self, String> {
+        let mut inner = Chromaprint::new(&Configuration::preset_test2());
+        inner
+            .start(rate, 1)
+            .map_err(|e| format!("cannot fingerprint at {rate} Hz: {}", e.to_string().trim()))?;
+        Ok(Fingerprinter {
+            inner,
+            left: (SECONDS * f64::from(rate)) as usize,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Pushes mono samples in [-1, 1]; samples past [`SECONDS`] are ignored.
+    pub fn push(&mut self, samples: &[f32]) {
+        let take = samples.len().min(self.left);
+        if take == 0 {
+            return;
+        }
+        self.left -= take;
+        self.buf.clear();
+        self.buf.extend(
+            samples[..take]
+                .iter()
+                .map(|&x| (x.clamp(-1.0, 1.0) * 32767.0) as i16),
+        );
+        self.inner.consume(&self.buf);
+    }
+
+    /// The fingerprint (empty when the audio was too short for one value).
+    pub fn finish(mut self) -> Vec<u32> {
+        self.inner.finish();
+        self.inner.fingerprint().to_vec()
+    }
+}
+
+/// How two fingerprints line up.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Match {
+    /// Where `b` starts in `a`, in seconds (negative: `b` starts earlier).
+    pub offset_s: f32,
+    /// Values of the overlap at that offset.
+    pub overlap: usize,
+    /// The overlap as a share of the longer fingerprint.
+    pub matched_share: f32,
+    /// Whole values that agree at that offset.
+    pub votes: usize,
+    /// Share of differing bits over the overlap.
+    pub bit_error_rate: f32,
+}
+
+impl Match {
+    /// Whether the two are one recording (see the module docs for the thresholds).
+    pub fn is_same_recording(&self) -> bool {
+        self.matched_share >= MIN_MATCHED_SHARE && self.bit_error_rate <= MAX_BIT_ERROR_RATE
+    }
+}
+
+/// Aligns `b` on `a` at the shift (up to [`MAX_SHIFT_S`] either way) with the fewest
+/// differing bits among those where the overlap covers at least [`MIN_MATCHED_SHARE`] of
+/// the longer one; `None` when no shift does.
+///
+/// Every shift is tried rather than only those where whole values agree: a low-bitrate
+/// encode of a short song can keep as few as one value whole while differing in only 8 %
+/// of its bits. About 160 shifts of 484 values: tens of microseconds.
+pub fn compare(a: &[u32], b: &[u32]) -> Option<Match> {
+    let longer = a.len().max(b.len());
+    let min_overlap = ((MIN_MATCHED_SHARE * longer as f32).ceil() as usize).max(1);
+    let max_shift = (MAX_SHIFT_S / VALUE_SECONDS) as isize;
+    let mut best: Option<(u32, usize, isize)> = None; // (bits, overlap, offset)
+    for offset in -max_shift..=max_shift {
+        // a[i] lines up with b[i - offset].
+        let (ia, ib) = if offset >= 0 {
+            (offset as usize, 0)
+        } else {
+            (0, (-offset) as usize)
+        };
+        if ia >= a.len() || ib >= b.len() {
+            continue;
+        }
+        let n = (a.len() - ia).min(b.len() - ib);
+        if n < min_overlap {
+            continue;
+        }
+        let bits: u32 = a[ia..ia + n]
+            .iter()
+            .zip(&b[ib..ib + n])
+            .map(|(x, y)| (x ^ y).count_ones())
+            .sum();
+        // Compare rates without dividing: bits / n < best_bits / best_n.
+        let better = match best {
+            None => true,
+            Some((bb, bn, _)) => u64::from(bits) * (bn as u64) < u64::from(bb) * (n as u64),
+        };
+        if better {
+            best = Some((bits, n, offset));
+        }
+    }
+    let (bits, overlap, offset) = best?;
+    let (ia, ib) = if offset >= 0 {
+        (offset as usize, 0)
+    } else {
+        (0, (-offset) as usize)
+    };
+    let votes = a[ia..ia + overlap]
+        .iter()
+        .zip(&b[ib..ib + overlap])
+        .filter(|(x, y)| x == y)
+        .count();
+    Some(Match {
+        offset_s: offset as f32 * VALUE_SECONDS,
+        overlap,
+        matched_share: overlap as f32 / longer as f32,
+        votes,
+        bit_error_rate: bits as f32 / (32 * overlap) as f32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random fingerprint.
+    fn random(n: usize, seed: u32) -> Vec<u32> {
+        let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_shifted_noisy_copy_matches_at_its_offset() {
+        let a = random(480, 1);
+        // Trimmed by 20 values, then a bit flipped in every third value.
+        let b: Vec<u32> = a[20..]
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if i % 3 == 0 { v ^ (1 << (i % 32)) } else { v })
+            .collect();
+        let m = compare(&a, &b).unwrap();
+        assert!((m.offset_s - 20.0 * VALUE_SECONDS).abs() < 1e-4, "{m:?}");
+        assert_eq!(m.overlap, 460);
+        assert!(m.bit_error_rate < 0.02, "{m:?}");
+        assert_eq!(m.votes, 460 - 154);
+        assert!(m.is_same_recording());
+        // The other way round, the offset is negative.
+        let back = compare(&b, &a).unwrap();
+        assert!((back.offset_s + 20.0 * VALUE_SECONDS).abs() < 1e-4);
+    }
+
+    #[test]
+    fn other_recordings_do_not_match() {
+        let a = random(480, 1);
+        let b = random(480, 2);
+        match compare(&a, &b) {
+            None => {}
+            Some(m) => {
+                assert!(!m.is_same_recording(), "{m:?}");
+                assert!(m.bit_error_rate > 0.4, "{m:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_excerpt_is_not_the_same_recording() {
+        let a = random(480, 3);
+        // A fifth of it, from the start: every bit agrees, but over too little of `a`.
+        assert_eq!(compare(&a, &a[..96]), None);
+        // Half of it still lines up, at the matched share's bound.
+        let m = compare(&a, &a[..240]).unwrap();
+        assert_eq!(m.bit_error_rate, 0.0);
+        assert!((m.matched_share - 0.5).abs() < 1e-6);
+        assert!(durations_agree(240.0, 250.0));
+        assert!(!durations_agree(30.0, 240.0));
+    }
+
+    #[test]
+    fn fingerprints_a_tone_and_stops_after_a_minute() {
+        let rate = 22_050;
+        let mut f = Fingerprinter::new(rate).unwrap();
+        let tone: Vec<f32> = (0..rate as usize * 90)
+            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 0.5)
+            .collect();
+        for c in tone.chunks(4096) {
+            f.push(c);
+        }
+        let fp = f.finish();
+        // About 60 s / 0.124 s values, less chromaprint's start-up delay.
+        assert!((440..=490).contains(&fp.len()), "{}", fp.len());
+    }
+}

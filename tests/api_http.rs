@@ -1009,6 +1009,7 @@ fn quickstart_examples_work_as_printed() {
         .filter(|l| l.trim_start().starts_with("curl "))
         .collect();
     assert_eq!(curls.len(), 3, "three examples: {:?}", s.stdout);
+    let mut answers = Vec::new();
     for c in curls {
         let out = std::process::Command::new("sh")
             .args(["-c", &format!("{} -w '\\n%{{http_code}}'", c.trim())])
@@ -1023,6 +1024,87 @@ fn quickstart_examples_work_as_printed() {
             .or(v["tracks"].as_array())
             .map_or(0, |a| a.len());
         assert!(n > 0, "{c} answered nothing: {v}");
+        answers.push(v);
     }
     assert!(place.dir.join("qs-data/motif.db").is_file());
+    // Issue 15: no answer plays one recording twice. Every fixture song is there in four
+    // or more encodes; each answer's tracks are checked against the others' copies.
+    let base = curls_base(&s.stdout);
+    for v in &answers {
+        let ids: Vec<i64> = match v["results"].as_array() {
+            Some(r) => r.iter().map(|h| h["id"].as_i64().unwrap()).collect(),
+            None => v["tracks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["track"]["id"].as_i64().unwrap())
+                .collect(),
+        };
+        for &id in &ids {
+            let d = get_json(&format!("{base}/tracks/{id}/duplicates"));
+            for copy in d["copies"].as_array().unwrap() {
+                let other = copy["id"].as_i64().unwrap();
+                assert!(
+                    !ids.contains(&other),
+                    "{id} and its copy {other} in one answer: {v}"
+                );
+            }
+        }
+    }
+    // Every full-length encode of a song is one recording (the copies of track 1's song
+    // and of the first full song are listed with fingerprint evidence).
+    let full = get_json(&format!("{base}/search?q=funk&limit=50&copies=all"));
+    let funk: Vec<i64> = full["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["duration_s"].as_f64().unwrap() > 10.0)
+        .map(|h| h["id"].as_i64().unwrap())
+        .collect();
+    assert!(funk.len() >= 4, "{full}");
+    let d = get_json(&format!("{base}/tracks/{}/duplicates", funk[0]));
+    let copies: Vec<i64> = d["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    for other in &funk[1..] {
+        assert!(copies.contains(other), "{other} not a copy of {}: {d}", funk[0]);
+    }
+    assert!(d["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["evidence"]["by"] == "fingerprint"
+            && c["evidence"]["bit_error_rate"].as_f64().unwrap() < 0.25));
+    // One copy in the default answer, all of them on request.
+    let one = get_json(&format!("{base}/search?q=funk&limit=50"));
+    let shown: Vec<&Value> = one["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| funk.contains(&h["id"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(shown.len(), 1, "{one}");
+    assert_eq!(shown[0]["id"], d["shown"], "the documented copy shows: {d}");
+}
+
+/// The server's base URL, read from the first printed example.
+fn curls_base(stdout: &[String]) -> String {
+    let line = stdout
+        .iter()
+        .find(|l| l.contains("curl -s '"))
+        .expect("an example with a URL");
+    let url = line.split('\'').nth(1).unwrap();
+    url[..url.find("/v1/").unwrap() + 3].to_string()
+}
+
+fn get_json(url: &str) -> Value {
+    let out = std::process::Command::new("curl")
+        .args(["-s", url])
+        .output()
+        .expect("curl");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{url}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }

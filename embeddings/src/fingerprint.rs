@@ -10,8 +10,9 @@
 //! Motif fingerprints the first [`SECONDS`] of every track during analysis. Two
 //! fingerprints are one recording ([`compare`], [`Match::is_same_recording`]) when, at the
 //! best shift (a trimmed or padded start shifts it), they differ in few of their bits over
-//! most of their length. Candidates come from the vector index, not from comparing the
-//! whole catalogue (`indexer::recordings`).
+//! most of their length. Candidates come from an inverted index over the values
+//! ([`lookup_values`]: copies keep many values whole) and from the vector index, never from
+//! comparing the whole catalogue (`indexer::recordings`).
 
 use rusty_chromaprint::{Configuration, Fingerprinter as Chromaprint};
 
@@ -91,6 +92,26 @@ impl Fingerprinter {
         self.inner.finish();
         self.inner.fingerprint().to_vec()
     }
+}
+
+/// A value repeated more often than this within one fingerprint (silence, a held drone)
+/// says little about which recording it is and is not used for lookups.
+const MAX_REPEATS: usize = 8;
+
+/// The distinct values of a fingerprint used to look up candidate copies (an inverted
+/// index over them), without the values repeated so often that they say nothing.
+pub fn lookup_values(fingerprint: &[u32]) -> Vec<u32> {
+    let mut counts: std::collections::HashMap<u32, usize> = Default::default();
+    for &v in fingerprint {
+        *counts.entry(v).or_default() += 1;
+    }
+    let mut values: Vec<u32> = counts
+        .into_iter()
+        .filter(|&(_, n)| n <= MAX_REPEATS)
+        .map(|(v, _)| v)
+        .collect();
+    values.sort_unstable();
+    values
 }
 
 /// How two fingerprints line up.
@@ -236,6 +257,15 @@ mod tests {
         assert!((m.matched_share - 0.5).abs() < 1e-6);
         assert!(durations_agree(240.0, 250.0));
         assert!(!durations_agree(30.0, 240.0));
+    }
+
+    #[test]
+    fn lookup_values_leave_out_silence() {
+        let mut fp = vec![7u32; 100];
+        fp.extend(random(10, 5));
+        let values = lookup_values(&fp);
+        assert_eq!(values.len(), 10);
+        assert!(!values.contains(&7));
     }
 
     #[test]

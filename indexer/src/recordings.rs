@@ -8,16 +8,20 @@
 //! listening). When the derived indexes apply a change, [`assign`] looks for an existing
 //! track it is a copy of and, if there is one, puts it in that track's recording:
 //!
-//! 1. Candidates: the track's nearest neighbours in the vector index with a cosine
-//!    similarity of at least [`MIN_SIMILARITY`]. Copies of one recording embed almost
-//!    identically (a codec moves the embedding by a cosine distance of 0.004 at the median,
-//!    0.08 at most; other recordings are 0.40 or more away), so the lookup costs one
-//!    approximate nearest-neighbour search (a fraction of a millisecond at a million
-//!    tracks) and never compares the catalogue pairwise.
+//! 1. Candidates, two lookups that never compare the catalogue pairwise: the
+//!    [`SHARING`] tracks sharing the most whole fingerprint values with it (an inverted
+//!    index in the text index, [`crate::text::TextIndex::sharing_values`]; a re-encode
+//!    keeps many values whole), and its [`NEIGHBOURS`] nearest neighbours in the vector
+//!    index with a cosine similarity of at least [`MIN_SIMILARITY`] (real copies embed
+//!    almost identically: a codec moves the embedding by a cosine distance of 0.004 at
+//!    the median, 0.08 at most, against 0.40 or more to other recordings). Each finds
+//!    copies the other misses: a low-bitrate encode of a short song may keep one value
+//!    whole, an 8 kHz copy may embed far away.
 //! 2. Proof: the fingerprints must line up ([`embeddings::fingerprint::compare`]: the bit
 //!    error rate at the best offset, over most of the longer one) and the durations must
 //!    agree. Similar-sounding tracks of one soundtrack pass step 1 and fail here.
-//! 3. Choice: among proven candidates, the closest fingerprint, then the lowest id.
+//! 3. Choice: among proven candidates, the closest fingerprint (ties: the lower recording
+//!    number).
 //!
 //! Assignment runs in change order, inside the derived-index catch-up, so it is
 //! incremental, repeatable from the store alone (a rebuilt index assigns the same) and
@@ -27,22 +31,28 @@
 
 use std::collections::HashMap;
 
-use embeddings::fingerprint::{compare, durations_agree, Match};
+use embeddings::fingerprint::{compare, durations_agree, lookup_values, Match};
 use rayon::prelude::*;
 
 use crate::catalog::Change;
 use crate::text::{CopyFacts, TextError, TextIndex};
 use crate::vectors::VectorIndex;
 
-/// Least cosine similarity of a candidate copy in the vector index (see the module docs).
-pub const MIN_SIMILARITY: f32 = 0.8;
+/// Least cosine similarity of a candidate copy in the vector index. Real copies embed
+/// almost identically (see the module docs), but a low-bitrate encode of a short,
+/// synthetic song can move as far as 0.5 (the fixtures' Opus and MP3 pop song), so the
+/// bar is low and the fingerprint decides.
+pub const MIN_SIMILARITY: f32 = 0.4;
 
 /// Nearest neighbours looked at per track.
-pub const NEIGHBOURS: usize = 8;
+pub const NEIGHBOURS: usize = 16;
 
-/// Candidate list size of the neighbour search: copies are the very nearest, so a
+/// Tracks sharing the most fingerprint values looked at per track.
+pub const SHARING: usize = 8;
+
+/// Candidate list size of the neighbour search: copies are among the very nearest, so a
 /// narrow search finds them (the vector index's default serves ranked answers).
-const EF: usize = 48;
+const EF: usize = 64;
 
 /// What [`assign`] decided for one page of changes.
 #[derive(Debug, Default)]
@@ -61,60 +71,120 @@ pub fn assign(
     vectors: &VectorIndex,
     text: &TextIndex,
 ) -> Result<Assigned, TextError> {
-    // The neighbour searches only read the vector index: run them in parallel.
-    let neighbours: Vec<Vec<i64>> = changes
-        .par_iter()
-        .map(|c| match listenable(c, vectors.dim()) {
-            Some(embedding) => vectors
-                .search_ef(embedding, NEIGHBOURS + 1, EF, None)
-                .into_iter()
-                .filter(|&(id, sim)| id != c.id && sim >= MIN_SIMILARITY)
-                .map(|(id, _)| id)
-                .collect(),
-            None => Vec::new(),
+    let dim = vectors.dim();
+    // Where each track of the page is, and what it is now (None: no longer a candidate,
+    // taken down or without a fingerprint, even if an older document says otherwise).
+    let position: HashMap<i64, usize> =
+        changes.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    let own: Vec<Option<CopyFacts>> = changes.iter().map(|c| own_facts(c, dim)).collect();
+    let values: Vec<Vec<u32>> = own
+        .iter()
+        .map(|f| {
+            f.as_ref()
+                .map(|f| lookup_values(&f.fingerprint))
+                .unwrap_or_default()
         })
         .collect();
-    let mut out = Assigned::default();
-    // The page's tracks as decided so far; `None`: no longer a candidate (taken down,
-    // without analysis) even if an older document says otherwise.
-    let mut page: HashMap<i64, Option<CopyFacts>> = HashMap::new();
-    for (c, near) in changes.iter().zip(neighbours) {
-        let Some(own) = own_facts(c, vectors.dim()) else {
-            page.insert(c.id, None);
-            continue;
-        };
-        let mut best: Option<(Match, CopyFacts)> = None;
-        for n in near {
-            let candidate = match page.get(&n) {
-                Some(Some(f)) => f.clone(),
-                Some(None) => continue,
-                None => match text.copy_facts(n)? {
-                    Some(f) => f,
-                    None => continue,
-                },
-            };
-            let Some(m) = same_recording(&own, &candidate) else {
-                continue;
-            };
-            let better = match &best {
-                None => true,
-                Some((b, f)) => (m.bit_error_rate, candidate.id) < (b.bit_error_rate, f.id),
-            };
-            if better {
-                best = Some((m, candidate));
-            }
+    // The page's tracks by fingerprint value (they are not in the text index yet).
+    let mut in_page: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, vs) in values.iter().enumerate() {
+        for &v in vs {
+            in_page.entry(v).or_default().push(i);
         }
-        let recording = match best {
-            Some((_, f)) => {
-                out.recordings.insert(c.id, f.recording);
-                out.copies_found += 1;
-                f.recording
+    }
+    // Searching and proving only read the indexes: run them in parallel, then decide in
+    // change order.
+    let proven: Vec<Vec<(Match, Candidate)>> = changes
+        .par_iter()
+        .zip(&own)
+        .map(|(c, me)| -> Result<Vec<(Match, Candidate)>, TextError> {
+            let (Some(me), Some(embedding)) = (me, c.embedding.as_deref()) else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            let i = position[&c.id];
+            let mut candidates: Vec<i64> = vectors
+                .search_ef(embedding, NEIGHBOURS + 1, EF, None)
+                .into_iter()
+                .filter(|&(_, sim)| sim >= MIN_SIMILARITY)
+                .map(|(n, _)| n)
+                .collect();
+            candidates.extend(
+                text.sharing_values(&values[i], SHARING)?
+                    .into_iter()
+                    .map(|(n, _)| n),
+            );
+            candidates.extend(
+                values[i]
+                    .iter()
+                    .filter_map(|v| in_page.get(v))
+                    .flatten()
+                    .filter(|&&j| j < i)
+                    .map(|&j| changes[j].id),
+            );
+            candidates.sort_unstable();
+            candidates.dedup();
+            for n in candidates {
+                if n == c.id {
+                    continue;
+                }
+                let (facts, candidate) = match position.get(&n) {
+                    Some(&i) => match &own[i] {
+                        Some(f) => (f.clone(), Candidate::InPage(i)),
+                        None => continue,
+                    },
+                    None => match text.copy_facts(n)? {
+                        Some(f) => {
+                            let r = f.recording;
+                            (f, Candidate::Indexed(r))
+                        }
+                        None => continue,
+                    },
+                };
+                if let Some(m) = same_recording(me, &facts) {
+                    out.push((m, candidate));
+                }
             }
-            None => own.recording,
+            Ok(out)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut out = Assigned::default();
+    let mut decided: Vec<Option<u64>> = vec![None; changes.len()];
+    for (i, (me, matches)) in own.iter().zip(proven).enumerate() {
+        let Some(me) = me else { continue };
+        // The closest proven copy whose recording is known: an indexed track, or one of
+        // this page decided before this one (a later one will consider this one).
+        let best = matches
+            .into_iter()
+            .filter_map(|(m, cand)| {
+                let recording = match cand {
+                    Candidate::Indexed(r) => r,
+                    Candidate::InPage(j) if j < i => decided[j]?,
+                    Candidate::InPage(_) => return None,
+                };
+                Some((m.bit_error_rate, recording))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let recording = match best {
+            Some((_, r)) => {
+                out.recordings.insert(changes[i].id, r);
+                out.copies_found += 1;
+                r
+            }
+            None => me.recording,
         };
-        page.insert(c.id, Some(CopyFacts { recording, ..own }));
+        decided[i] = Some(recording);
     }
     Ok(out)
+}
+
+/// Where a proven copy's recording comes from.
+#[derive(Debug, Clone, Copy)]
+enum Candidate {
+    /// A track already in the text index, with its recording.
+    Indexed(u64),
+    /// The page's change at this position (its recording is decided in order).
+    InPage(usize),
 }
 
 /// The fingerprint match when `a` and `b` are copies of one recording.

@@ -13,7 +13,9 @@ use std::ops::Bound;
 
 use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, RangeQuery, TermQuery,
+};
 use tantivy::schema::{
     Facet, FacetOptions, Field, IndexRecordOption, NumericOptions, Schema, Value, FAST, INDEXED,
     STORED, STRING, TEXT,
@@ -66,9 +68,12 @@ pub struct Fields {
     pub recording: Field,
     /// [`crate::catalog::rows::copy_quality`]: which copy of a recording to show.
     pub quality: Field,
-    /// The acoustic fingerprint, little-endian u32 values (stored only: candidates found
-    /// by the vector index are checked against it).
+    /// The acoustic fingerprint, little-endian u32 values (stored: candidate copies are
+    /// checked against it).
     pub fingerprint: Field,
+    /// Every distinct fingerprint value as a term: copies keep many values whole, so the
+    /// tracks sharing the most values are candidate copies ([`TextIndex::sharing_values`]).
+    pub fingerprint_values: Field,
     /// [`camelot_number`] (harmonic ordering without string lookups).
     pub camelot_n: Field,
     /// 1 when the track is tagged `tempo:free` (playlists leave its tempo out of
@@ -103,6 +108,7 @@ pub fn schema() -> (Schema, Fields) {
     let recording = b.add_u64_field("recording", INDEXED | FAST | STORED);
     let quality = b.add_u64_field("quality", FAST | STORED);
     let fingerprint = b.add_bytes_field("fingerprint", STORED);
+    let fingerprint_values = b.add_u64_field("fingerprint_values", INDEXED);
     let camelot_n = b.add_u64_field("camelot_n", FAST);
     let free_pulse = b.add_u64_field("free_pulse", FAST);
     let attributes = ATTRIBUTE_COLUMNS
@@ -128,6 +134,7 @@ pub fn schema() -> (Schema, Fields) {
         recording,
         quality,
         fingerprint,
+        fingerprint_values,
         camelot_n,
         free_pulse,
         attributes,
@@ -263,6 +270,44 @@ impl TextIndex {
                 .map(crate::catalog::rows::u32s_from_bytes)
                 .unwrap_or_default(),
         }))
+    }
+
+    /// The `k` tracks sharing the most of `values` (fingerprint values), most first, with
+    /// how many they share.
+    pub fn sharing_values(&self, values: &[u32], k: usize) -> Result<Vec<(i64, u32)>> {
+        if values.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        let f = &self.fields;
+        let clauses: Vec<(Occur, Box<dyn Query>)> = values
+            .iter()
+            .map(|&v| {
+                let term = TermQuery::new(
+                    Term::from_field_u64(f.fingerprint_values, u64::from(v)),
+                    IndexRecordOption::Basic,
+                );
+                (
+                    Occur::Should,
+                    Box::new(ConstScoreQuery::new(Box::new(term), 1.0)) as Box<dyn Query>,
+                )
+            })
+            .collect();
+        let searcher = self.reader.searcher();
+        let top = searcher.search(
+            &BooleanQuery::new(clauses),
+            &TopDocs::with_limit(k).order_by_score(),
+        )?;
+        let mut out = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let col = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64("id")?;
+            if let Some(id) = col.first(addr.doc_id) {
+                out.push((id as i64, score.round() as u32));
+            }
+        }
+        Ok(out)
     }
 
     /// The ids of the tracks that are copies of `recording`, sorted.
@@ -928,6 +973,9 @@ fn document(f: &Fields, c: &Change, recording: u64) -> TantivyDocument {
             f.fingerprint,
             &crate::catalog::rows::u32s_to_bytes(&c.fingerprint),
         );
+        for v in embeddings::fingerprint::lookup_values(&c.fingerprint) {
+            d.add_u64(f.fingerprint_values, u64::from(v));
+        }
     }
     if let Some(a) = &c.album {
         d.add_text(f.album, a);

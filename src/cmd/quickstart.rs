@@ -108,9 +108,9 @@ fn print_examples(
     println!(
         "  curl -s -X POST '{base}/search/hybrid' -H 'content-type: application/json' -d '{{\"q\": \"{word}\", \"like\": [{seed}], \"limit\": 5, \"explain\": true}}'\n"
     );
-    println!("  # a 6-track harmonic playlist between {lo} and {hi} BPM, no artist twice in a row");
+    println!("  # a 5-track harmonic playlist between {lo} and {hi} BPM, no artist twice in a row");
     println!(
-        "  curl -s -X POST '{base}/playlists' -H 'content-type: application/json' -d '{{\"filters\": {{\"ranges\": {{\"tempo_bpm\": {{\"min\": {lo}, \"max\": {hi}}}}}}}, \"size\": 6, \"artist_gap\": 1, \"order\": \"harmonic\", \"seed\": 7}}'\n"
+        "  curl -s -X POST '{base}/playlists' -H 'content-type: application/json' -d '{{\"filters\": {{\"ranges\": {{\"tempo_bpm\": {{\"min\": {lo}, \"max\": {hi}}}}}}}, \"size\": 5, \"artist_gap\": 1, \"order\": \"harmonic\", \"seed\": 7}}'\n"
     );
     println!("Write token (POST /v1/tracks, DELETE /v1/tracks/{{id}}, POST /v1/ingest): {token}");
     println!("Everything else: {base}/openapi.json. Ctrl-C stops the server.");

@@ -325,9 +325,10 @@ fn api_end_to_end(backend: &str) {
     // An upload is its own nearest neighbour.
     let clip_name = "funk_e_minor_100.ogg";
     let clip = std::fs::read(repo().join("fixtures/audio").join(clip_name)).unwrap();
+    // With every copy shown; by default the recording's chosen copy answers for it.
     let (ct, body) = multipart(&[
         ("audio", Some(clip_name), &clip),
-        ("options", None, br#"{"limit": 3}"#),
+        ("options", None, br#"{"limit": 3, "copies": "all"}"#),
     ]);
     let (st, up) = s.send("POST", "/v1/similar", &[("content-type", &ct)], &body);
     assert_eq!(st, 200, "{up}");
@@ -335,6 +336,15 @@ fn api_end_to_end(backend: &str) {
     assert_eq!(first["external_id"], json!(fx_id(clip_name)), "{up}");
     assert!(first["score"].as_f64().unwrap() > 0.999, "{up}");
     assert_eq!(up["query_audio"]["filename"], clip_name);
+    let (ct, body) = multipart(&[
+        ("audio", Some(clip_name), &clip),
+        ("options", None, br#"{"limit": 3}"#),
+    ]);
+    let (st, one) = s.send("POST", "/v1/similar", &[("content-type", &ct)], &body);
+    assert_eq!(st, 200, "{one}");
+    let shown = one["results"][0]["id"].as_i64().unwrap();
+    let (_, d) = s.get(&format!("/v1/tracks/{}/duplicates", first["id"]));
+    assert_eq!(d["shown"], json!(shown), "{one}\n{d}");
     let (ct, body) = multipart(&[("audio", Some("notes.txt"), b"not audio at all")]);
     check_error(
         s.send("POST", "/v1/similar", &[("content-type", &ct)], &body),
@@ -380,16 +390,20 @@ fn api_end_to_end(backend: &str) {
         400,
         "unknown_tag",
     );
-    let (_, q1) = s.get("/v1/search?limit=15&facets=false");
-    let (_, q2) = s.get(&format!(
-        "/v1/search?limit=15&facets=false&cursor={}",
-        q1["next_cursor"].as_str().unwrap()
-    ));
-    let (a, b): (HashSet<i64>, HashSet<i64>) = (
-        ids(&q1, "results").into_iter().collect(),
-        ids(&q2, "results").into_iter().collect(),
-    );
-    assert!(a.is_disjoint(&b) && b.len() == 15);
+    // Paging: over every copy (40 tracks), and over recordings (one copy each).
+    for (copies, second_page) in [("all", 15..=15), ("one", 1..=15)] {
+        let (_, q1) = s.get(&format!("/v1/search?limit=15&facets=false&copies={copies}"));
+        let (_, q2) = s.get(&format!(
+            "/v1/search?limit=15&facets=false&copies={copies}&cursor={}",
+            q1["next_cursor"].as_str().unwrap()
+        ));
+        let (a, b): (HashSet<i64>, HashSet<i64>) = (
+            ids(&q1, "results").into_iter().collect(),
+            ids(&q2, "results").into_iter().collect(),
+        );
+        assert!(a.len() == 15 && a.is_disjoint(&b), "{q1}\n{q2}");
+        assert!(second_page.contains(&b.len()), "{copies}: {q2}");
+    }
 
     // Hybrid: fusion with explanations, filters exact.
     let (st, hy) = s.post_json("/v1/search/hybrid", &json!({"q": "funk", "like": [seed], "limit": 10, "explain": true, "filters": {"ranges": {"tempo_bpm": {"min": 60, "max": 180}}}}));
@@ -986,6 +1000,111 @@ fn api_end_to_end_postgres() {
     api_end_to_end("postgres");
 }
 
+/// Issue 15 over HTTP: the fixture songs' encodes are one recording each (found by their
+/// fingerprints, in the server's own indexes, built apart from the indexer's); answers
+/// show one copy, the documented one, unless `copies=all`; taking the shown copy down
+/// leaves the others and the next best shows.
+fn duplicates_end_to_end(backend: &str) {
+    // The place (its folder and database) must outlive the server.
+    let Setup {
+        place: _place,
+        server: s,
+        ..
+    } = setup(backend);
+    let ids_of = |v: &Value| -> Vec<i64> { ids(v, "results") };
+    let full_funk = |v: &Value| -> Vec<i64> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["genre"] == "funk" && h["duration_s"].as_f64().unwrap() > 10.0)
+            .map(|h| h["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (st, all) = s.get("/v1/search?q=funk&limit=50&copies=all");
+    assert_eq!(st, 200, "{all}");
+    let funk = full_funk(&all);
+    assert_eq!(funk.len(), 4, "four encodes of the funk song: {all}");
+    let (st, d) = s.get(&format!("/v1/tracks/{}/duplicates", funk[0]));
+    assert_eq!(st, 200, "{d}");
+    let copies: HashSet<i64> = d["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(copies, funk[1..].iter().copied().collect(), "{d}");
+    for c in d["copies"].as_array().unwrap() {
+        assert_eq!(c["evidence"]["by"], "fingerprint", "{d}");
+        let ber = c["evidence"]["bit_error_rate"].as_f64().unwrap();
+        assert!((0.0..0.25).contains(&ber), "{d}");
+    }
+    // One copy by default: the one the duplicates answer names.
+    let shown = d["shown"].as_i64().unwrap();
+    let (_, one) = s.get("/v1/search?q=funk&limit=50");
+    assert_eq!(full_funk(&one), vec![shown], "{one}");
+    // More like a non-funk track: every copy with copies=all, one without.
+    let (_, everything) = s.get("/v1/search?q=&limit=100&copies=all");
+    let other = ids_of(&everything)
+        .into_iter()
+        .find(|id| !funk.contains(id))
+        .unwrap();
+    let (_, many) = s.get(&format!("/v1/tracks/{other}/similar?limit=50&copies=all"));
+    let (_, few) = s.get(&format!("/v1/tracks/{other}/similar?limit=50"));
+    let count = |v: &Value| ids_of(v).iter().filter(|id| funk.contains(id)).count();
+    assert_eq!(count(&many), 4, "{many}");
+    assert_eq!(count(&few), 1, "{few}");
+    assert!(
+        few["plan"]["collapsed_duplicates"].as_u64().unwrap() >= 3,
+        "{few}"
+    );
+    // Playlists and hybrid collapse too.
+    let (_, p) = s.post_json("/v1/playlists", &json!({"size": 30, "seed": 3}));
+    let listed: Vec<i64> = p["tracks"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|t| t["track"]["id"].as_i64().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        listed.iter().filter(|id| funk.contains(id)).count() <= 1,
+        "{p}"
+    );
+    let (_, h) = s.post_json("/v1/search/hybrid", &json!({"q": "funk", "limit": 50}));
+    assert_eq!(full_funk(&h).len(), 1, "{h}");
+    // Bad input gets a clear error.
+    check_error(s.get("/v1/search?q=funk&copies=some"), 400, "bad_copies");
+    check_error(s.get("/v1/tracks/987654/duplicates"), 404, "unknown_track");
+    // Take the shown copy down: the others stay one recording and the next best shows.
+    let auth = format!("Bearer {TOKEN}");
+    let (st, del) = s.send(
+        "DELETE",
+        &format!("/v1/tracks/{shown}"),
+        &[("authorization", &auth)],
+        b"",
+    );
+    assert_eq!(st, 200, "{del}");
+    let rest: Vec<i64> = funk.iter().copied().filter(|&id| id != shown).collect();
+    let (_, d) = s.get(&format!("/v1/tracks/{}/duplicates", rest[0]));
+    assert_eq!(d["copies"].as_array().unwrap().len(), 2, "{d}");
+    let next = d["shown"].as_i64().unwrap();
+    assert!(rest.contains(&next), "{d}");
+    let (_, one) = s.get("/v1/search?q=funk&limit=50");
+    assert_eq!(full_funk(&one), vec![next], "{one}");
+}
+
+#[test]
+fn duplicates_end_to_end_sqlite() {
+    duplicates_end_to_end("sqlite");
+}
+
+#[test]
+fn duplicates_end_to_end_postgres() {
+    duplicates_end_to_end("postgres");
+}
+
 /// The README's first command: `motif quickstart` indexes the fixtures, serves them and
 /// prints three requests that work as printed (run here with curl, exactly as printed).
 #[test]
@@ -1070,7 +1189,11 @@ fn quickstart_examples_work_as_printed() {
         .map(|c| c["id"].as_i64().unwrap())
         .collect();
     for other in &funk[1..] {
-        assert!(copies.contains(other), "{other} not a copy of {}: {d}", funk[0]);
+        assert!(
+            copies.contains(other),
+            "{other} not a copy of {}: {d}",
+            funk[0]
+        );
     }
     assert!(d["copies"]
         .as_array()

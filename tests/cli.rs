@@ -208,5 +208,18 @@ fn bench_prints_decode_and_analysis_throughput() {
     assert!(
         text.contains("decode_x_rt") && text.contains("analysis_x_rt") && text.contains("peak RSS")
     );
+    // The fingerprint's share of the analysis is a number in [0, 1) (issue 15's cost bar
+    // is read off this column).
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "fp_share")
+        .expect("fp_share column");
+    let all = text
+        .lines()
+        .find(|l| l.starts_with("all "))
+        .expect("an `all` row");
+    let share: f64 = all.split_whitespace().nth(col).unwrap().parse().unwrap();
+    assert!((-0.5..1.0).contains(&share), "{text}");
     assert!(text.contains("vorbis 44100 Hz x2"), "{text}");
 }

@@ -4,9 +4,8 @@
 //!
 //! Which copy shows: among the copies the query found (that passed its filters), the best
 //! quality ([`indexer::catalog::rows::copy_quality`]: lossless first, then the higher
-//! sample rate, then more channels), then the newest (the higher id); it takes the place
-//! of the recording's best-ranked copy. Taking a copy down leaves the others, and the
-//! next best shows in its place.
+//! sample rate, then more channels), then the newest (the higher id), ranked by its own
+//! score. Taking a copy down leaves the others, and the next best shows in its place.
 
 use std::collections::{HashMap, HashSet};
 
@@ -53,7 +52,7 @@ impl CopyOf {
 }
 
 /// Keeps one item per recording from `ranked` (best first): the best copy among each
-/// recording's items, at the rank of its first. Recordings in `taken` (the seeds') are
+/// recording's items, in the slot of its first (callers with scores sort again). Recordings in `taken` (the seeds') are
 /// left out entirely. Returns the kept items and how many were collapsed away.
 pub fn one_per_recording<T>(
     ranked: Vec<T>,

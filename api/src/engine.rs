@@ -140,6 +140,9 @@ pub struct HitPage {
     pub plan: Value,
 }
 
+/// Most copies `GET /v1/tracks/{id}/duplicates` lists (each costs a store read).
+pub const MAX_COPIES_LISTED: usize = 100;
+
 impl Engine {
     /// Claims the data folder's indexes, opens them and catches up with the store.
     pub async fn open(catalog: Catalog, data_dir: &Path, limits: Limits) -> ApiResult<Engine> {
@@ -390,8 +393,10 @@ impl Engine {
             .iter()
             .max_by_key(|c| (c.quality, c.id))
             .map_or(id, |c| c.id);
+        // Bounded work per request: a recording delivered a thousand times lists the
+        // first copies and counts the rest.
         let mut listed = Vec::new();
-        for c in copies.iter().filter(|c| c.id != id) {
+        for c in copies.iter().filter(|c| c.id != id).take(MAX_COPIES_LISTED) {
             let Some(d) = self.catalog.track(c.id).await? else {
                 continue;
             };
@@ -423,6 +428,7 @@ impl Engine {
         }
         Ok(json!({
             "id": id,
+            "total_copies": copies.len().saturating_sub(1),
             "copies": listed,
             "shown": shown,
             "rule": "answers show one copy per recording: lossless first, then the higher sample rate, then more channels, then the newest; `copies=all` shows every copy",
@@ -616,8 +622,10 @@ impl Engine {
                 .filter(|(id, _)| !seed_ids.contains(id))
                 .copied()
                 .collect();
-            let (ranked, collapsed) =
+            let (mut ranked, collapsed) =
                 self.collapse(&ix, ranked, |h| h.0, sq.copies, &seed_cards)?;
+            // The copy shown keeps its own similarity: best first again.
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
             let mut per_artist: HashMap<String, usize> = HashMap::new();
             let mut kept: Vec<(Card, f32)> = Vec::new();
             let mut capped = 0;
@@ -736,7 +744,10 @@ impl Engine {
             loop {
                 let page = ix.text.search_page_with(text, filter, n, 0, facets)?;
                 let exhausted = page.hits.len() < n;
-                let (kept, _) = self.collapse(&ix, page.hits, |h| h.0, copies, &[])?;
+                let (mut kept, _) = self.collapse(&ix, page.hits, |h| h.0, copies, &[])?;
+                // The copy shown keeps its own score: best first again (stable, so equal
+                // scores keep the index's order).
+                kept.sort_by(|a, b| b.1.total_cmp(&a.1));
                 if kept.len() >= want || exhausted {
                     let more = kept.len() >= want;
                     let hits = kept.into_iter().skip(offset).take(limit).collect();

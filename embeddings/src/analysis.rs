@@ -45,6 +45,10 @@ pub struct AnalysisConfig {
     /// zero, so it does not belong in a catalogue.
     #[serde(default = "yes")]
     pub learned: bool,
+    /// Compute the acoustic fingerprint ([`crate::fingerprint`]). Off only to measure what
+    /// it costs (`motif bench`): without it, copies of the track are not found.
+    #[serde(default = "yes")]
+    pub fingerprint: bool,
 }
 
 fn yes() -> bool {
@@ -63,6 +67,7 @@ impl Default for AnalysisConfig {
             min_duration_s: 1.0,
             max_samples_per_s: no_rate_limit(),
             learned: true,
+            fingerprint: true,
         }
     }
 }
@@ -286,10 +291,12 @@ fn analyze_inner(
                     MonoResampler::new(rate, to)
                         .map_err(|m| AnalysisError::new(ErrorKind::UnsupportedFormat, path, m))
                 };
-                printer = Some(
-                    Fingerprinter::new(ANALYSIS_RATE)
-                        .map_err(|m| AnalysisError::new(ErrorKind::Internal, path, m))?,
-                );
+                if config.fingerprint {
+                    printer = Some(
+                        Fingerprinter::new(ANALYSIS_RATE)
+                            .map_err(|m| AnalysisError::new(ErrorKind::Internal, path, m))?,
+                    );
+                }
                 setup.insert((
                     rate,
                     channels,

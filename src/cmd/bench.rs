@@ -1,6 +1,7 @@
-//! `motif bench`: decode-only, analysis without the learned models and full-analysis
-//! throughput in x realtime per core, measured in the same run on the same files
-//! (decode-only is the baseline), plus the models' load time and peak memory.
+//! `motif bench`: decode-only, analysis without the learned models, analysis without the
+//! fingerprint and full-analysis throughput in x realtime per core, measured in the same
+//! run on the same files (decode-only is the baseline), plus the models' load time and peak
+//! memory.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -26,6 +27,7 @@ struct Row {
     audio_s: f64,
     decode_cpu: f64,
     dsp_cpu: f64,
+    no_fp_cpu: f64,
     analyse_cpu: f64,
 }
 
@@ -44,6 +46,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         learned: false,
         ..AnalysisConfig::default()
     };
+    let without_fingerprint = AnalysisConfig {
+        fingerprint: false,
+        ..AnalysisConfig::default()
+    };
     let normalizer = Normalizer::default_for_version();
     let t_load = thread_cpu_seconds();
     embeddings::learned::Models::shipped();
@@ -54,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for path in &files {
         let mut best_dec = f64::MAX;
         let mut best_dsp = f64::MAX;
+        let mut best_no_fp = f64::MAX;
         let mut best_ana = f64::MAX;
         let mut audio = None;
         for _ in 0..args.repeat.max(1) {
@@ -64,11 +71,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let t2 = thread_cpu_seconds();
             let a = embeddings::analyze_with(path, &config, normalizer);
             let t3 = thread_cpu_seconds();
-            match (d, dsp, a) {
-                (Ok(_), Ok(_), Ok(a)) => {
+            let no_fp = embeddings::analyze_with(path, &without_fingerprint, normalizer);
+            let t4 = thread_cpu_seconds();
+            match (d, dsp, a, no_fp) {
+                (Ok(_), Ok(_), Ok(a), Ok(_)) => {
                     best_dec = best_dec.min(t1 - t0);
                     best_dsp = best_dsp.min(t2 - t1);
                     best_ana = best_ana.min(t3 - t2);
+                    best_no_fp = best_no_fp.min(t4 - t3);
                     audio = Some(a);
                 }
                 _ => break,
@@ -88,13 +98,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             r.audio_s += a.audio.duration_s;
             r.decode_cpu += best_dec;
             r.dsp_cpu += best_dsp;
+            r.no_fp_cpu += best_no_fp;
             r.analyse_cpu += best_ana;
         }
     }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<28} {:>5} {:>9} {:>10} {:>12} {:>9} {:>9} {:>11} {:>13} {:>9} {:>11}",
+        "{:<28} {:>5} {:>9} {:>10} {:>12} {:>9} {:>9} {:>11} {:>13} {:>9} {:>11} {:>8}",
         "group",
         "files",
         "audio_s",
@@ -105,7 +116,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "analysis_s",
         "analysis_x_rt",
         "ana/dec",
-        "model_share"
+        "model_share",
+        "fp_share"
     )?;
     for (k, r) in &rows {
         let x = |cpu: f64| {
@@ -117,7 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         writeln!(
             out,
-            "{:<28} {:>5} {:>9.1} {:>10.2} {:>12.0} {:>9.2} {:>9.0} {:>11.2} {:>13.0} {:>9.2} {:>11.2}",
+            "{:<28} {:>5} {:>9.1} {:>10.2} {:>12.0} {:>9.2} {:>9.0} {:>11.2} {:>13.0} {:>9.2} {:>11.2} {:>8.3}",
             k,
             r.files,
             r.audio_s,
@@ -128,14 +140,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             r.analyse_cpu,
             x(r.analyse_cpu),
             r.analyse_cpu / r.decode_cpu.max(1e-9),
-            1.0 - r.dsp_cpu / r.analyse_cpu.max(1e-9)
+            1.0 - r.dsp_cpu / r.analyse_cpu.max(1e-9),
+            1.0 - r.no_fp_cpu / r.analyse_cpu.max(1e-9)
         )?;
     }
     writeln!(
         out,
         "x_rt = audio seconds per CPU second on one core; dsp_s is the analysis without the \
          learned models, analysis_s the full analysis (both include their own decoding); \
-         model_share = 1 - dsp_s / analysis_s."
+         model_share = 1 - dsp_s / analysis_s; fp_share = 1 - (analysis without the \
+         fingerprint) / analysis_s."
     )?;
     writeln!(
         out,

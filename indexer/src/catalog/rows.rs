@@ -205,14 +205,15 @@ pub struct Change {
 }
 
 /// How good a copy of a recording a file is, as a number that orders copies: lossless
-/// before lossy, then the higher sample rate, then more channels. Ties go to the newest
-/// track (the higher id) where copies are compared ([`crate::recordings`]).
+/// before lossy, then the higher sample rate up to 44.1 kHz (a lossy codec's rate says
+/// little: Opus always decodes at 48 kHz; the bitrate is not stored), then more channels.
+/// Ties go to the newest track (the higher id) where copies are compared (`api::copies`).
 pub fn copy_quality(codec: Option<&str>, sample_rate: Option<i32>, channels: Option<i32>) -> u64 {
     let lossless = matches!(
         codec,
         Some(c) if c == "flac" || c == "alac" || c == "wavpack" || c.starts_with("pcm")
     );
-    let rate = sample_rate.unwrap_or(0).clamp(0, 1 << 20) as u64;
+    let rate = sample_rate.unwrap_or(0).clamp(0, 44_100) as u64;
     let channels = channels.unwrap_or(0).clamp(0, 255) as u64;
     (u64::from(lossless) << 40) | (rate << 8) | channels
 }

@@ -189,6 +189,31 @@ print("fixture encodes of one song in one recording: %d of %d pairs" % (fx_found
 print("false merges (pairs of tracks of different recordings in one recording): %d" % len(false_pairs))
 for p in sorted(false_pairs)[:20]:
     print("  ", p)
+# The peer: "duplicates are tracks whose embeddings are this close" (how AudioMuse-AI
+# finds them), on the same catalogue. For each threshold: copies within it of their
+# original (recall) and pairs of different recordings within it (false merges).
+import sqlite3, struct
+db = sqlite3.connect(out + "/data/motif.db")
+emb = {}
+for ext, blob in db.execute("SELECT t.external_id, a.embedding FROM tracks t JOIN analyses a ON a.track_id = t.id"):
+    emb[ext] = struct.unpack("<%df" % (len(blob) // 4), blob)
+def cos(a, b):
+    return sum(x * y for x, y in zip(a, b))
+originals = [e for e in emb if e.startswith("orig-")]
+copy_sims = [cos(emb[c], emb[v[0]]) for c, v in plan.items() if c in emb and v[0] in emb]
+other_sims = []
+for i, a in enumerate(originals):
+    for b in originals[i + 1:]:
+        other_sims.append(cos(emb[a], emb[b]))
+for c, v in plan.items():
+    if c in emb:
+        other_sims.extend(cos(emb[c], emb[o]) for o in originals if o != v[0])
+print("peer (embedding cosine >= t is a duplicate): copy-original similarity min %.4f, median %.4f; "
+      "different recordings max %.4f" % (min(copy_sims), sorted(copy_sims)[len(copy_sims) // 2], max(other_sims)))
+for t in (0.99, 0.98, 0.95, 0.90, 0.85, 0.80):
+    r = sum(s >= t for s in copy_sims) / max(len(copy_sims), 1)
+    f = sum(s >= t for s in other_sims)
+    print("  t = %.2f: copies found %.3f, false pairs %d (of %d)" % (t, r, f, len(other_sims)))
 missed = [c for c, v in plan.items() if c in group and v[0] not in group[c]]
 for c in missed[:20]:
     print("  missed", c, plan[c], "duration %.1f s" % dur.get(plan[c][0], 0))

@@ -98,19 +98,47 @@ impl Fingerprinter {
 /// says little about which recording it is and is not used for lookups.
 const MAX_REPEATS: usize = 8;
 
-/// The distinct values of a fingerprint used to look up candidate copies (an inverted
-/// index over them), without the values repeated so often that they say nothing.
+/// Fingerprints up to this many values (about 20 s) index every value; longer ones a
+/// quarter of them, chosen by value, so both copies of a recording keep the same ones.
+const INDEX_ALL_UP_TO: usize = 160;
+
+/// Most values one lookup asks for.
+const MAX_QUERY_VALUES: usize = 96;
+
+/// A hash of a value that orders values the same way everywhere (Fibonacci hashing).
+fn rank(v: u32) -> u32 {
+    v.wrapping_mul(0x9E37_79B1)
+}
+
+/// The fingerprint values a track is indexed under, for finding its copies: its distinct
+/// values (silence left out), all of them for a short track, a fixed quarter of them for a
+/// longer one (a copy that keeps a value whole keeps it in the same quarter). A quarter of
+/// a minute's values is ~120 terms a track: about a quarter of the index size and build
+/// time of indexing them all, and a re-encode of a longer track still keeps dozens whole.
 pub fn lookup_values(fingerprint: &[u32]) -> Vec<u32> {
     let mut counts: std::collections::HashMap<u32, usize> = Default::default();
     for &v in fingerprint {
         *counts.entry(v).or_default() += 1;
     }
+    let all = fingerprint.len() <= INDEX_ALL_UP_TO;
     let mut values: Vec<u32> = counts
         .into_iter()
-        .filter(|&(_, n)| n <= MAX_REPEATS)
+        .filter(|&(v, n)| n <= MAX_REPEATS && (all || rank(v) < 1 << 30))
         .map(|(v, _)| v)
         .collect();
     values.sort_unstable();
+    values
+}
+
+/// The values a lookup for a track's copies asks for: its [`lookup_values`], at most
+/// [`MAX_QUERY_VALUES`] of them (the lowest ranked, which a longer copy's index keeps).
+pub fn query_values(fingerprint: &[u32]) -> Vec<u32> {
+    let mut values = lookup_values(fingerprint);
+    if values.len() > MAX_QUERY_VALUES {
+        values.sort_unstable_by_key(|&v| rank(v));
+        values.truncate(MAX_QUERY_VALUES);
+        values.sort_unstable();
+    }
     values
 }
 
@@ -266,6 +294,23 @@ mod tests {
         let values = lookup_values(&fp);
         assert_eq!(values.len(), 10);
         assert!(!values.contains(&7));
+    }
+
+    #[test]
+    fn a_long_fingerprint_is_indexed_by_a_quarter_of_its_values() {
+        let long = random(480, 6);
+        let indexed = lookup_values(&long);
+        assert!((80..=160).contains(&indexed.len()), "{}", indexed.len());
+        let asked = query_values(&long);
+        assert!(asked.len() <= MAX_QUERY_VALUES);
+        assert!(asked.iter().all(|v| indexed.binary_search(v).is_ok()));
+        // A copy that keeps values whole is indexed under the same ones.
+        let copy: Vec<u32> = long[5..].to_vec();
+        let shared = lookup_values(&copy)
+            .iter()
+            .filter(|v| indexed.binary_search(v).is_ok())
+            .count();
+        assert!(shared + 5 >= indexed.len());
     }
 
     #[test]

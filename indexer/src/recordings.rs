@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 
-use embeddings::fingerprint::{compare, durations_agree, lookup_values, Match};
+use embeddings::fingerprint::{compare, durations_agree, lookup_values, query_values, Match};
 use rayon::prelude::*;
 
 use crate::catalog::Change;
@@ -110,7 +110,7 @@ pub fn assign(
                 .map(|(n, _)| n)
                 .collect();
             candidates.extend(
-                text.sharing_values(&values[i], SHARING)?
+                text.sharing_values(&query_values(&me.fingerprint), SHARING)?
                     .into_iter()
                     .map(|(n, _)| n),
             );

@@ -92,61 +92,20 @@ pub fn assign(
             in_page.entry(v).or_default().push(i);
         }
     }
+    let page = Page {
+        changes,
+        position: &position,
+        own: &own,
+        values: &values,
+        in_page: &in_page,
+        vectors,
+        text,
+    };
     // Searching and proving only read the indexes: run them in parallel, then decide in
     // change order.
-    let proven: Vec<Vec<(Match, Candidate)>> = changes
-        .par_iter()
-        .zip(&own)
-        .map(|(c, me)| -> Result<Vec<(Match, Candidate)>, TextError> {
-            let (Some(me), Some(embedding)) = (me, c.embedding.as_deref()) else {
-                return Ok(Vec::new());
-            };
-            let mut out = Vec::new();
-            let i = position[&c.id];
-            let mut candidates: Vec<i64> = vectors
-                .search_ef(embedding, NEIGHBOURS + 1, EF, None)
-                .into_iter()
-                .filter(|&(_, sim)| sim >= MIN_SIMILARITY)
-                .map(|(n, _)| n)
-                .collect();
-            candidates.extend(
-                text.sharing_values(&query_values(&me.fingerprint), SHARING)?
-                    .into_iter()
-                    .map(|(n, _)| n),
-            );
-            candidates.extend(
-                values[i]
-                    .iter()
-                    .filter_map(|v| in_page.get(v))
-                    .flatten()
-                    .filter(|&&j| j < i)
-                    .map(|&j| changes[j].id),
-            );
-            candidates.sort_unstable();
-            candidates.dedup();
-            for n in candidates {
-                if n == c.id {
-                    continue;
-                }
-                let (facts, candidate) = match position.get(&n) {
-                    Some(&i) => match &own[i] {
-                        Some(f) => (f.clone(), Candidate::InPage(i)),
-                        None => continue,
-                    },
-                    None => match text.copy_facts(n)? {
-                        Some(f) => {
-                            let r = f.recording;
-                            (f, Candidate::Indexed(r))
-                        }
-                        None => continue,
-                    },
-                };
-                if let Some(m) = same_recording(me, &facts) {
-                    out.push((m, candidate));
-                }
-            }
-            Ok(out)
-        })
+    let proven: Vec<Vec<(Match, Candidate)>> = (0..changes.len())
+        .into_par_iter()
+        .map(|i| page.proven_copies(i))
         .collect::<Result<_, _>>()?;
     let mut out = Assigned::default();
     let mut decided: Vec<Option<u64>> = vec![None; changes.len()];
@@ -176,6 +135,82 @@ pub fn assign(
         decided[i] = Some(recording);
     }
     Ok(out)
+}
+
+/// One page of changes and the indexes, as the parallel proving step reads them.
+struct Page<'a> {
+    changes: &'a [Change],
+    position: &'a HashMap<i64, usize>,
+    own: &'a [Option<CopyFacts>],
+    values: &'a [Vec<u32>],
+    in_page: &'a HashMap<u32, Vec<usize>>,
+    vectors: &'a VectorIndex,
+    text: &'a TextIndex,
+}
+
+impl Page<'_> {
+    /// The candidates of change `i` that its fingerprint proves to be copies.
+    fn proven_copies(&self, i: usize) -> Result<Vec<(Match, Candidate)>, TextError> {
+        let c = &self.changes[i];
+        let (Some(me), Some(embedding)) = (&self.own[i], c.embedding.as_deref()) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for n in self.candidates(i, me, embedding)? {
+            let (facts, candidate) = match self.position.get(&n) {
+                Some(&j) => match &self.own[j] {
+                    Some(f) => (f.clone(), Candidate::InPage(j)),
+                    None => continue,
+                },
+                None => match self.text.copy_facts(n)? {
+                    Some(f) => {
+                        let r = f.recording;
+                        (f, Candidate::Indexed(r))
+                    }
+                    None => continue,
+                },
+            };
+            if let Some(m) = same_recording(me, &facts) {
+                out.push((m, candidate));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Change `i`'s candidate copies (ids, itself left out): vector neighbours, indexed
+    /// tracks sharing fingerprint values, and earlier tracks of the page sharing values.
+    fn candidates(
+        &self,
+        i: usize,
+        me: &CopyFacts,
+        embedding: &[f32],
+    ) -> Result<Vec<i64>, TextError> {
+        let mut candidates: Vec<i64> = self
+            .vectors
+            .search_ef(embedding, NEIGHBOURS + 1, EF, None)
+            .into_iter()
+            .filter(|&(_, sim)| sim >= MIN_SIMILARITY)
+            .map(|(n, _)| n)
+            .collect();
+        candidates.extend(
+            self.text
+                .sharing_values(&query_values(&me.fingerprint), SHARING)?
+                .into_iter()
+                .map(|(n, _)| n),
+        );
+        candidates.extend(
+            self.values[i]
+                .iter()
+                .filter_map(|v| self.in_page.get(v))
+                .flatten()
+                .filter(|&&j| j < i)
+                .map(|&j| self.changes[j].id),
+        );
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.retain(|&n| n != me.id);
+        Ok(candidates)
+    }
 }
 
 /// Where a proven copy's recording comes from.

@@ -297,17 +297,10 @@ impl TextIndex {
             &BooleanQuery::new(clauses),
             &TopDocs::with_limit(k).order_by_score(),
         )?;
-        let mut out = Vec::with_capacity(top.len());
-        for (score, addr) in top {
-            let col = searcher
-                .segment_reader(addr.segment_ord)
-                .fast_fields()
-                .u64("id")?;
-            if let Some(id) = col.first(addr.doc_id) {
-                out.push((id as i64, score.round() as u32));
-            }
-        }
-        Ok(out)
+        Ok(scored_ids(&searcher, top)?
+            .into_iter()
+            .map(|(id, shared)| (id, shared.round() as u32))
+            .collect())
     }
 
     /// The ids of the tracks that are copies of `recording`, sorted.
@@ -552,18 +545,8 @@ impl TextIndex {
                 tag_counter,
             ),
         )?;
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, addr) in top {
-            let col = searcher
-                .segment_reader(addr.segment_ord)
-                .fast_fields()
-                .u64("id")?;
-            if let Some(id) = col.first(addr.doc_id) {
-                hits.push((id as i64, score));
-            }
-        }
         Ok(Page {
-            hits,
+            hits: scored_ids(&searcher, top)?,
             total: total as u64,
             tag_counts: counts.map(sorted_counts),
         })
@@ -575,17 +558,7 @@ impl TextIndex {
         let q = self.query(Some(text), filter)?;
         let searcher = self.reader.searcher();
         let top = searcher.search(&q, &TopDocs::with_limit(k.max(1)).order_by_score())?;
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, addr) in top {
-            let col = searcher
-                .segment_reader(addr.segment_ord)
-                .fast_fields()
-                .u64("id")?;
-            if let Some(id) = col.first(addr.doc_id) {
-                hits.push((id as i64, score));
-            }
-        }
-        Ok(hits)
+        scored_ids(&searcher, top)
     }
 
     /// How many matching tracks carry each tag (facet counts), most frequent first.
@@ -776,6 +749,24 @@ pub struct Row {
     pub recording: u64,
     /// [`crate::catalog::rows::copy_quality`].
     pub quality: u64,
+}
+
+/// Track ids with their scores, from top documents.
+fn scored_ids(
+    searcher: &tantivy::Searcher,
+    top: Vec<(Score, tantivy::DocAddress)>,
+) -> Result<Vec<(i64, f32)>> {
+    let mut hits = Vec::with_capacity(top.len());
+    for (score, addr) in top {
+        let col = searcher
+            .segment_reader(addr.segment_ord)
+            .fast_fields()
+            .u64("id")?;
+        if let Some(id) = col.first(addr.doc_id) {
+            hits.push((id as i64, score));
+        }
+    }
+    Ok(hits)
 }
 
 /// Collects matching track ids.

@@ -415,6 +415,53 @@ async fn rebuild_compacts_and_matches(backend: &str) {
     assert_indexes_match_store(&cat, &s).await;
 }
 
+/// Issue 15: the encodes of one song delivered as separate tracks become one recording
+/// (found by fingerprint in the catch-up, counted in the summary), the other songs stay
+/// apart, and a rebuild from the store assigns the same recordings again.
+async fn copies_are_one_recording_after_a_rebuild(backend: &str) {
+    let mut s = Scratch::new("copies");
+    for f in [
+        "funk_e_minor_100.mp3",
+        "funk_e_minor_100.m4a",
+        "funk_e_minor_100.opus",
+    ] {
+        std::fs::copy(fixtures().join("audio").join(f), s.music().join(f)).unwrap();
+    }
+    let cat = s.catalog(backend).await;
+    let r = index(&cat, &s, &s.music(), &opts()).await;
+    assert_eq!(r.index.copies_found, 3, "{:?}", r.index);
+    let recordings = |idx: &DerivedIndexes| -> Vec<(i64, u64)> {
+        let mut out: Vec<(i64, u64)> = idx
+            .text
+            .track_ids()
+            .unwrap()
+            .into_iter()
+            .map(|id| (id, idx.text.copy_facts(id).unwrap().unwrap().recording))
+            .collect();
+        out.sort_unstable();
+        out
+    };
+    let mut idx = DerivedIndexes::open(
+        &s.data(),
+        embeddings::embedding::EMBEDDING_DIM,
+        HnswParams::default(),
+    )
+    .unwrap();
+    let before = recordings(&idx);
+    assert_eq!(before.len(), 7);
+    let distinct: std::collections::HashSet<u64> = before.iter().map(|r| r.1).collect();
+    assert_eq!(distinct.len(), 4, "four songs: {before:?}");
+    idx.reset(HnswParams::default()).unwrap();
+    let report = idx.catch_up(&cat).await.unwrap();
+    idx.close().unwrap();
+    assert_eq!(report.copies_found, 3);
+    assert_eq!(
+        recordings(&idx),
+        before,
+        "a rebuild assigns the same recordings"
+    );
+}
+
 /// A track analysed by an older analyser whose embedding has another dimension (0.3.0's
 /// 75 against 0.4.0's 275) is left out of the vector index, not an error that stops the
 /// catch-up; it stays searchable by text, and `--reanalyze` brings it back.
@@ -741,5 +788,6 @@ both_backends!(
     rebuild_compacts_and_matches,
     older_layout_waits_for_reanalysis,
     bulk_batches_replace_tags,
-    metadata_updates_in_several_batches
+    metadata_updates_in_several_batches,
+    copies_are_one_recording_after_a_rebuild
 );

@@ -86,6 +86,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             idx.text.len(),
             started.elapsed().as_secs_f64()
         );
+        if report.copies_found > 0 {
+            println!(
+                "{} tracks are copies of another track's recording (by fingerprint)",
+                report.copies_found
+            );
+        }
         if report.other_dimension > 0 {
             println!(
                 "{} tracks have embeddings of an older analyser: text only until `motif index --reanalyze`",

@@ -1,8 +1,8 @@
 //! Acoustic fingerprints: is this the same recording as that one?
 //!
 //! The fingerprint is chromaprint's (the AcoustID algorithm, through the
-//! `rusty-chromaprint` crate): one 32-bit value every 0.124 s, each bit the sign of a
-//! filter over a few seconds of a 12-band chroma image. Re-encoding, a gain change or a
+//! `rusty-chromaprint` crate): one 32-bit value every 0.124 s, sixteen 2-bit quantised
+//! responses of filters over a few seconds of a 12-band chroma image. Re-encoding, a gain change or a
 //! trimmed start flips only a few bits of each value, and many values survive whole,
 //! while another recording, even in the same key and tempo, agrees on about half the bits
 //! (chance).

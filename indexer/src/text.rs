@@ -71,8 +71,10 @@ pub struct Fields {
     /// The acoustic fingerprint, little-endian u32 values (stored: candidate copies are
     /// checked against it).
     pub fingerprint: Field,
-    /// Every distinct fingerprint value as a term: copies keep many values whole, so the
-    /// tracks sharing the most values are candidate copies ([`TextIndex::sharing_values`]).
+    /// The fingerprint's lookup values as terms (all of a short one's, a fixed quarter of a
+    /// longer one's: `embeddings::fingerprint::lookup_values`): copies keep many values
+    /// whole, so the tracks sharing the most are candidate copies
+    /// ([`TextIndex::sharing_values`]).
     pub fingerprint_values: Field,
     /// [`camelot_number`] (harmonic ordering without string lookups).
     pub camelot_n: Field,

@@ -80,6 +80,17 @@ fn setup(backend: &str) -> Setup {
     Setup { place, url, server }
 }
 
+/// `DELETE /v1/tracks/{id}` with the write token.
+fn take_down(s: &Server, id: i64) -> (u16, Value) {
+    let auth = format!("Bearer {TOKEN}");
+    s.send(
+        "DELETE",
+        &format!("/v1/tracks/{id}"),
+        &[("authorization", &auth)],
+        b"",
+    )
+}
+
 fn error_code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")
 }
@@ -623,12 +634,7 @@ fn api_end_to_end(backend: &str) {
         "bad_token",
     );
     let auth = format!("Bearer {TOKEN}");
-    let (st, del) = s.send(
-        "DELETE",
-        &format!("/v1/tracks/{victim}"),
-        &[("authorization", &auth)],
-        b"",
-    );
+    let (st, del) = take_down(&s, victim);
     assert_eq!(st, 200, "{del}");
     // Gone from every query at once.
     for other in [seed, all_ids[1], all_ids[3]] {
@@ -1078,13 +1084,7 @@ fn duplicates_end_to_end(backend: &str) {
     check_error(s.get("/v1/search?q=funk&copies=some"), 400, "bad_copies");
     check_error(s.get("/v1/tracks/987654/duplicates"), 404, "unknown_track");
     // Take the shown copy down: the others stay one recording and the next best shows.
-    let auth = format!("Bearer {TOKEN}");
-    let (st, del) = s.send(
-        "DELETE",
-        &format!("/v1/tracks/{shown}"),
-        &[("authorization", &auth)],
-        b"",
-    );
+    let (st, del) = take_down(&s, shown);
     assert_eq!(st, 200, "{del}");
     let rest: Vec<i64> = funk.iter().copied().filter(|&id| id != shown).collect();
     let (_, d) = s.get(&format!("/v1/tracks/{}/duplicates", rest[0]));

@@ -51,6 +51,13 @@ impl CopyOf {
     }
 }
 
+/// The copy answers show among `copies` of one recording (see the module docs).
+pub fn shown(copies: impl IntoIterator<Item = CopyOf>) -> Option<CopyOf> {
+    copies
+        .into_iter()
+        .reduce(|best, c| if c.beats(&best) { c } else { best })
+}
+
 /// Keeps one item per recording from `ranked` (best first): the best copy among each
 /// recording's items, in the slot of its first (callers with scores sort again). Recordings in `taken` (the seeds') are
 /// left out entirely. Returns the kept items and how many were collapsed away.

@@ -383,16 +383,20 @@ impl Engine {
             })?;
             let mut copies = Vec::new();
             for other in ix.text.copies_of(me.recording)? {
-                if let Some(f) = ix.text.copy_facts(other)? {
+                if other == id {
+                    copies.push(me.clone());
+                } else if let Some(f) = ix.text.copy_facts(other)? {
                     copies.push(f);
                 }
             }
             (me, copies)
         };
-        let shown = copies
-            .iter()
-            .max_by_key(|c| (c.quality, c.id))
-            .map_or(id, |c| c.id);
+        let shown = copies::shown(copies.iter().map(|c| CopyOf {
+            id: c.id,
+            recording: c.recording,
+            quality: c.quality,
+        }))
+        .map_or(id, |c| c.id);
         // Bounded work per request: a recording delivered a thousand times lists the
         // first copies and counts the rest.
         let mut listed = Vec::new();
@@ -557,13 +561,15 @@ impl Engine {
 
     /// One item per recording from `ranked` (best first; [`copies::one_per_recording`]),
     /// leaving out the recordings of `seeds` (another copy of a seed is the seed, not a
-    /// suggestion); everything as it is with [`Copies::All`]. Returns the kept items and
-    /// how many were collapsed away.
+    /// suggestion); everything as it is with [`Copies::All`]. The copy shown keeps its own
+    /// score, so the kept items are sorted by `score_of` again (stably: equal scores keep
+    /// their order). Returns the kept items and how many were collapsed away.
     pub fn collapse<T>(
         &self,
         ix: &DerivedIndexes,
         ranked: Vec<T>,
         id_of: impl Fn(&T) -> i64,
+        score_of: impl Fn(&T) -> f64,
         copies: Copies,
         seeds: &[Card],
     ) -> ApiResult<(Vec<T>, usize)> {
@@ -588,7 +594,9 @@ impl Engine {
                 quality,
             }
         };
-        Ok(copies::one_per_recording(ranked, copy_of, &taken))
+        let (mut kept, collapsed) = copies::one_per_recording(ranked, copy_of, &taken);
+        kept.sort_by(|a, b| score_of(b).total_cmp(&score_of(a)));
+        Ok((kept, collapsed))
     }
 
     /// "More like this".
@@ -622,10 +630,8 @@ impl Engine {
                 .filter(|(id, _)| !seed_ids.contains(id))
                 .copied()
                 .collect();
-            let (mut ranked, collapsed) =
-                self.collapse(&ix, ranked, |h| h.0, sq.copies, &seed_cards)?;
-            // The copy shown keeps its own similarity: best first again.
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let (ranked, collapsed) =
+                self.collapse(&ix, ranked, |h| h.0, |h| h.1.into(), sq.copies, &seed_cards)?;
             let mut per_artist: HashMap<String, usize> = HashMap::new();
             let mut kept: Vec<(Card, f32)> = Vec::new();
             let mut capped = 0;
@@ -739,19 +745,27 @@ impl Engine {
         } else {
             // Pages count recordings: collapse the ranked hits from the top until the page
             // and one more recording are there, or the hits run out.
+            // Facet counts cover every match whatever the window: counted in the first
+            // round only.
             let want = offset + limit + 1;
             let mut n = (2 * want).max(50);
+            let mut tag_counts = None;
+            let mut first = true;
             loop {
-                let page = ix.text.search_page_with(text, filter, n, 0, facets)?;
+                let page = ix
+                    .text
+                    .search_page_with(text, filter, n, 0, facets && first)?;
+                if first {
+                    tag_counts = page.tag_counts;
+                    first = false;
+                }
                 let exhausted = page.hits.len() < n;
-                let (mut kept, _) = self.collapse(&ix, page.hits, |h| h.0, copies, &[])?;
-                // The copy shown keeps its own score: best first again (stable, so equal
-                // scores keep the index's order).
-                kept.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let (kept, _) =
+                    self.collapse(&ix, page.hits, |h| h.0, |h| h.1.into(), copies, &[])?;
                 if kept.len() >= want || exhausted {
                     let more = kept.len() >= want;
                     let hits = kept.into_iter().skip(offset).take(limit).collect();
-                    break (hits, page.total, page.tag_counts, more);
+                    break (hits, page.total, tag_counts, more);
                 }
                 n *= 2;
             }

@@ -156,10 +156,8 @@ pub fn hybrid(engine: &Engine, req: HybridRequest) -> ApiResult<HitPage> {
         .collect();
     fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let seeds = engine.cards(&req.like)?;
-    let (mut fused, collapsed) =
-        engine.with_indexes(|ix| engine.collapse(ix, fused, |f| f.0, req.copies, &seeds))?;
-    // The copy shown keeps its own fused score: best first again.
-    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let (fused, collapsed) = engine
+        .with_indexes(|ix| engine.collapse(ix, fused, |f| f.0, |f| f.1, req.copies, &seeds))?;
     let total = fused.len();
     let page: Vec<(i64, f64, Sides)> = fused.into_iter().skip(offset).take(limit).collect();
     let cards = engine.cards(&page.iter().map(|p| p.0).collect::<Vec<_>>())?;

@@ -130,10 +130,10 @@ pub fn lookup_values(fingerprint: &[u32]) -> Vec<u32> {
     values
 }
 
-/// The values a lookup for a track's copies asks for: its [`lookup_values`], at most
-/// [`MAX_QUERY_VALUES`] of them (the lowest ranked, which a longer copy's index keeps).
-pub fn query_values(fingerprint: &[u32]) -> Vec<u32> {
-    let mut values = lookup_values(fingerprint);
+/// The values a lookup for a track's copies asks for, given its [`lookup_values`]: at
+/// most [`MAX_QUERY_VALUES`] of them (the lowest ranked, which a longer copy's index keeps).
+pub fn query_values(lookup: &[u32]) -> Vec<u32> {
+    let mut values = lookup.to_vec();
     if values.len() > MAX_QUERY_VALUES {
         values.sort_unstable_by_key(|&v| rank(v));
         values.truncate(MAX_QUERY_VALUES);
@@ -301,7 +301,7 @@ mod tests {
         let long = random(480, 6);
         let indexed = lookup_values(&long);
         assert!((80..=160).contains(&indexed.len()), "{}", indexed.len());
-        let asked = query_values(&long);
+        let asked = query_values(&indexed);
         assert!(asked.len() <= MAX_QUERY_VALUES);
         assert!(asked.iter().all(|v| indexed.binary_search(v).is_ok()));
         // A copy that keeps values whole is indexed under the same ones.

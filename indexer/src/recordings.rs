@@ -194,7 +194,7 @@ impl Page<'_> {
             .collect();
         candidates.extend(
             self.text
-                .sharing_values(&query_values(&me.fingerprint), SHARING)?
+                .sharing_values(&query_values(&self.values[i]), SHARING)?
                 .into_iter()
                 .map(|(n, _)| n),
         );

@@ -246,22 +246,14 @@ impl TextIndex {
 
     /// What a committed track's document says about it as a copy of a recording.
     pub fn copy_facts(&self, id: i64) -> Result<Option<CopyFacts>> {
-        let searcher = self.reader.searcher();
         let f = &self.fields;
-        let q = TermQuery::new(
-            Term::from_field_u64(f.id, id as u64),
-            IndexRecordOption::Basic,
-        );
-        let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
-        let Some((_, addr)) = top.first() else {
+        let Some(doc) = stored_doc(&self.reader.searcher(), f, id)? else {
             return Ok(None);
         };
-        let doc: TantivyDocument = searcher.doc(*addr)?;
-        let u64_of = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
         Ok(Some(CopyFacts {
             id,
-            recording: u64_of(f.recording),
-            quality: u64_of(f.quality),
+            recording: u64_of(&doc, f.recording),
+            quality: u64_of(&doc, f.quality),
             duration_s: doc
                 .get_first(f.duration_s)
                 .and_then(|v| v.as_f64())
@@ -582,16 +574,9 @@ impl TextIndex {
         let f = &self.fields;
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
-            let q = TermQuery::new(
-                Term::from_field_u64(f.id, id as u64),
-                IndexRecordOption::Basic,
-            );
-            let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
-            let Some((_, addr)) = top.first() else {
-                continue;
-            };
-            let doc: TantivyDocument = searcher.doc(*addr)?;
-            out.push(card(f, id, &doc));
+            if let Some(doc) = stored_doc(&searcher, f, id)? {
+                out.push(card(f, id, &doc));
+            }
         }
         Ok(out)
     }
@@ -715,15 +700,31 @@ fn card(f: &Fields, id: i64, doc: &TantivyDocument) -> Card {
         camelot: text(f.camelot),
         tags: texts(f.tag),
         attributes,
-        recording: doc
-            .get_first(f.recording)
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0),
-        quality: doc
-            .get_first(f.quality)
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0),
+        recording: u64_of(doc, f.recording),
+        quality: u64_of(doc, f.quality),
     }
+}
+
+/// The stored document of track `id`, if it is indexed.
+fn stored_doc(
+    searcher: &tantivy::Searcher,
+    f: &Fields,
+    id: i64,
+) -> Result<Option<TantivyDocument>> {
+    let q = TermQuery::new(
+        Term::from_field_u64(f.id, id as u64),
+        IndexRecordOption::Basic,
+    );
+    let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
+    match top.first() {
+        Some((_, addr)) => Ok(Some(searcher.doc(*addr)?)),
+        None => Ok(None),
+    }
+}
+
+/// A stored u64 field of a document (0 when absent).
+fn u64_of(doc: &TantivyDocument, field: Field) -> u64 {
+    doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0)
 }
 
 /// A track as a copy of a recording: what deciding whether another track is the same

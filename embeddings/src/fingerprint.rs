@@ -10,7 +10,7 @@
 //! Motif fingerprints the first [`SECONDS`] of every track during analysis. Two
 //! fingerprints are one recording ([`compare`], [`Match::is_same_recording`]) when, at the
 //! best shift (a trimmed or padded start shifts it), they differ in few of their bits over
-//! most of their length. Candidates come from an inverted index over the values
+//! most of the shorter one's length, and their durations agree. Candidates come from an inverted index over the values
 //! ([`lookup_values`]: copies keep many values whole) and from the vector index, never from
 //! comparing the whole catalogue (`indexer::recordings`).
 
@@ -30,9 +30,19 @@ pub const VALUE_SECONDS: f32 = 1365.0 / 11_025.0;
 /// 0.08 of their bits, other recordings in at least 0.41 (docs/MEASUREMENTS.md).
 pub const MAX_BIT_ERROR_RATE: f32 = 0.25;
 
-/// Least share of the longer fingerprint that the overlap at the matched offset must
-/// cover: an excerpt (a 30-second preview of a longer track) is not the same recording.
+/// Least share of the shorter fingerprint that the overlap at the matched offset must
+/// cover. Of the shorter one, not the longer: a jingle of 8 s with 5 s trimmed is still
+/// that jingle. An excerpt (a 30-second preview of a longer track) is told apart by its
+/// duration instead ([`durations_agree`]), which every caller checks too.
 pub const MIN_MATCHED_SHARE: f32 = 0.5;
+
+/// Least overlap, in values (about 1 s), for a match to say anything: over fewer bits, a
+/// low error rate can happen by chance at one of the ~160 shifts tried. Chromaprint gives
+/// a 5-s jingle only about 20 values (its filters need 2-3 s before the first), so a
+/// trimmed copy of one keeps a handful. Chosen on the duplicates bench (docs/MEASUREMENTS.md):
+/// other recordings under 40 s stayed at 0.31 or more of their bits at every floor from 4 to
+/// 24 values.
+pub const MIN_OVERLAP_VALUES: usize = 8;
 
 /// Largest shift looked at between two fingerprints, in seconds: silence or a few
 /// seconds trimmed or added at the start.
@@ -149,8 +159,10 @@ pub struct Match {
     pub offset_s: f32,
     /// Values of the overlap at that offset.
     pub overlap: usize,
-    /// The overlap as a share of the longer fingerprint.
+    /// The overlap as a share of the longer fingerprint (evidence shown in answers).
     pub matched_share: f32,
+    /// The overlap as a share of the shorter fingerprint (what [`compare`] requires).
+    pub covered_share: f32,
     /// Whole values that agree at that offset.
     pub votes: usize,
     /// Share of differing bits over the overlap.
@@ -160,20 +172,23 @@ pub struct Match {
 impl Match {
     /// Whether the two are one recording (see the module docs for the thresholds).
     pub fn is_same_recording(&self) -> bool {
-        self.matched_share >= MIN_MATCHED_SHARE && self.bit_error_rate <= MAX_BIT_ERROR_RATE
+        self.covered_share >= MIN_MATCHED_SHARE
+            && self.overlap >= MIN_OVERLAP_VALUES
+            && self.bit_error_rate <= MAX_BIT_ERROR_RATE
     }
 }
 
 /// Aligns `b` on `a` at the shift (up to [`MAX_SHIFT_S`] either way) with the fewest
 /// differing bits among those where the overlap covers at least [`MIN_MATCHED_SHARE`] of
-/// the longer one; `None` when no shift does.
+/// the shorter one and at least [`MIN_OVERLAP_VALUES`] values; `None` when no shift does.
 ///
 /// Every shift is tried rather than only those where whole values agree: a low-bitrate
 /// encode of a short song can keep as few as one value whole while differing in only 8 %
 /// of its bits. About 160 shifts of 484 values: tens of microseconds.
 pub fn compare(a: &[u32], b: &[u32]) -> Option<Match> {
-    let longer = a.len().max(b.len());
-    let min_overlap = ((MIN_MATCHED_SHARE * longer as f32).ceil() as usize).max(1);
+    let (shorter, longer) = (a.len().min(b.len()), a.len().max(b.len()));
+    let min_overlap =
+        ((MIN_MATCHED_SHARE * shorter as f32).ceil() as usize).max(MIN_OVERLAP_VALUES);
     let max_shift = (MAX_SHIFT_S / VALUE_SECONDS) as isize;
     let mut best: Option<(u32, usize, isize)> = None; // (bits, overlap, offset)
     for offset in -max_shift..=max_shift {
@@ -219,6 +234,7 @@ pub fn compare(a: &[u32], b: &[u32]) -> Option<Match> {
         offset_s: offset as f32 * VALUE_SECONDS,
         overlap,
         matched_share: overlap as f32 / longer as f32,
+        covered_share: overlap as f32 / shorter as f32,
         votes,
         bit_error_rate: bits as f32 / (32 * overlap) as f32,
     })
@@ -275,16 +291,33 @@ mod tests {
     }
 
     #[test]
-    fn an_excerpt_is_not_the_same_recording() {
+    fn an_excerpt_lines_up_but_its_duration_tells_it_apart() {
         let a = random(480, 3);
-        // A fifth of it, from the start: every bit agrees, but over too little of `a`.
-        assert_eq!(compare(&a, &a[..96]), None);
-        // Half of it still lines up, at the matched share's bound.
-        let m = compare(&a, &a[..240]).unwrap();
+        // A fifth of it, from the start: every bit agrees over all of the shorter one.
+        let m = compare(&a, &a[..96]).unwrap();
         assert_eq!(m.bit_error_rate, 0.0);
-        assert!((m.matched_share - 0.5).abs() < 1e-6);
-        assert!(durations_agree(240.0, 250.0));
+        assert!((m.matched_share - 0.2).abs() < 1e-6, "{m:?}");
+        assert_eq!(m.covered_share, 1.0);
+        // A 12-second excerpt of a minute or more is another track, by its duration.
+        assert!(!durations_agree(12.0, 60.0));
         assert!(!durations_agree(30.0, 240.0));
+        assert!(durations_agree(240.0, 250.0));
+    }
+
+    /// A short jingle with most of it trimmed is still that jingle; a scrap of a few
+    /// values is too little to tell.
+    #[test]
+    fn a_trimmed_short_track_matches_but_a_scrap_does_not() {
+        let jingle = random(40, 7); // about 5 s
+        let trimmed = &jingle[28..]; // 3.5 s cut from the start, 12 values left
+        let m = compare(&jingle, trimmed).unwrap();
+        assert!(m.is_same_recording(), "{m:?}");
+        assert!(m.matched_share < MIN_MATCHED_SHARE, "{m:?}");
+        assert!(durations_agree(5.0, 1.5));
+        assert_eq!(compare(&jingle, &jingle[..MIN_OVERLAP_VALUES - 1]), None);
+        // Another short track is not it.
+        let other = random(30, 8);
+        assert!(compare(&jingle, &other).is_none_or(|m| !m.is_same_recording()));
     }
 
     #[test]

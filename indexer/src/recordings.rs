@@ -18,8 +18,8 @@
 //!    copies the other misses: a low-bitrate encode of a short song may keep one value
 //!    whole, an 8 kHz copy may embed far away.
 //! 2. Proof: the fingerprints must line up ([`embeddings::fingerprint::compare`]: the bit
-//!    error rate at the best offset, over most of the longer one) and the durations must
-//!    agree. Similar-sounding tracks of one soundtrack pass step 1 and fail here.
+//!    error rate at the best offset, over most of the shorter one) and the durations must
+//!    agree (an excerpt of a longer track is another track). Similar-sounding tracks of one soundtrack pass step 1 and fail here.
 //! 3. Choice: among proven candidates, the closest fingerprint (ties: the lower recording
 //!    number).
 //!

@@ -223,3 +223,54 @@ fn bench_prints_decode_and_analysis_throughput() {
     assert!((-0.5..1.0).contains(&share), "{text}");
     assert!(text.contains("vorbis 44100 Hz x2"), "{text}");
 }
+
+/// Issue 15, part 2: one `bench-index` run builds both vector engines on the same vectors
+/// and prints them side by side; an unknown engine is a usage error.
+#[test]
+fn bench_index_prints_both_vector_engines_side_by_side() {
+    let dir = std::env::temp_dir().join(format!("motif-cli-engines-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = motif(&[
+        "bench-index",
+        "--tracks",
+        "2000",
+        "--queries",
+        "20",
+        "--vectors-only",
+        "--dir",
+        &dir.display().to_string(),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("| engine | graph | hnsw-rs |"), "{text}");
+    for row in ["| build |", "| ef=128: recall@10", "| load / resident"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row} row: {text}"));
+        // A label and one cell per engine.
+        assert_eq!(line.matches(" | ").count(), 2, "{line}");
+    }
+    // Recall of each engine at ef=256 on 2,000 clustered vectors is high.
+    let line = text.lines().find(|l| l.starts_with("| ef=256")).unwrap();
+    for cell in line.split(" | ").skip(1) {
+        let recall: f64 = cell
+            .trim_matches('|')
+            .trim()
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(recall >= 0.9, "{line}");
+    }
+    let out = motif(&["bench-index", "--vectors-only", "--engines", "faiss"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("graph or hnsw-rs"));
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use indexer::catalog::Catalog;
 use indexer::derived::DerivedIndexes;
-use indexer::vectors::HnswParams;
+use indexer::vectors::{Engine, HnswParams};
 use serde_json::Value;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -199,6 +199,7 @@ fn sqlite_reindex_rebuilds_from_the_store() {
         &data,
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     assert_eq!((idx.vectors.len(), idx.vectors.tombstones()), (30, 1));
@@ -217,6 +218,7 @@ fn sqlite_reindex_rebuilds_from_the_store() {
         &data,
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     assert_eq!((idx.vectors.len(), idx.vectors.tombstones()), (30, 0));
@@ -303,6 +305,7 @@ async fn indexed_external_ids(url: &str, data: &Path) -> BTreeSet<String> {
         data,
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     let ids: Vec<i64> = active.iter().map(|(i, _)| *i).collect();

@@ -14,7 +14,7 @@ use std::time::Instant;
 use indexer::derived::{DerivedIndexes, IndexLock};
 use indexer::filter::{Filter, TrackSet};
 use indexer::text::Card;
-use indexer::vectors::{HnswParams, Plan};
+use indexer::vectors::{Engine as VectorEngine, HnswParams, Plan};
 use indexer::Catalog;
 use serde_json::{json, Value};
 
@@ -45,6 +45,9 @@ pub struct Limits {
     pub exact_max_share: f64,
     /// HNSW candidate list size for unfiltered queries.
     pub ef_search: usize,
+    /// The engine of a vector index built or rebuilt by this server (one found in the
+    /// data folder keeps its own, see [`DerivedIndexes::open`]).
+    pub vector_engine: VectorEngine,
 }
 
 impl Default for Limits {
@@ -53,6 +56,7 @@ impl Default for Limits {
             exact_max_tracks: 20_000,
             exact_max_share: 0.25,
             ef_search: HnswParams::default().ef_search,
+            vector_engine: VectorEngine::default(),
         }
     }
 }
@@ -80,6 +84,7 @@ struct IndexFacts {
     vectors: usize,
     text: u64,
     tombstones: usize,
+    vector_engine: VectorEngine,
 }
 
 impl IndexFacts {
@@ -89,6 +94,7 @@ impl IndexFacts {
             vectors: ix.vectors.len(),
             text: ix.text.len(),
             tombstones: ix.vectors.tombstones(),
+            vector_engine: ix.vectors.engine(),
         }
     }
 }
@@ -159,9 +165,21 @@ impl Engine {
             data_dir,
             embeddings::embedding::EMBEDDING_DIM,
             HnswParams::default(),
+            limits.vector_engine,
         )?;
         indexes.vectors.set_ef_search(limits.ef_search);
-        indexes.catch_up(&catalog).await?;
+        let report = indexes.catch_up(&catalog).await?;
+        for why in &report.rebuilt {
+            tracing::warn!("index rebuilt from the store: {why}");
+        }
+        for why in &report.kept {
+            tracing::warn!("index kept as found: {why}");
+        }
+        tracing::info!(
+            "vector index: {} engine, {} tracks",
+            indexes.vectors.engine(),
+            indexes.vectors.len()
+        );
         let closed = catalog
             .close_interrupted_runs(&indexer::pipeline::run_lock_file(data_dir))
             .await?;
@@ -287,7 +305,12 @@ impl Engine {
             "store_seq": ix.seq,
             "index_seq": ix.seq,
             "lag": 0,
-            "indexed": { "vectors": ix.vectors, "text": ix.text, "tombstones": ix.tombstones },
+            "indexed": {
+                "vectors": ix.vectors,
+                "text": ix.text,
+                "tombstones": ix.tombstones,
+                "vector_engine": ix.vector_engine.name(),
+            },
             "uptime_s": self.started.elapsed().as_secs(),
         }))
     }

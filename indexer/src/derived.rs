@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::catalog::{Catalog, CatalogError, Change};
 use crate::recordings;
 use crate::text::{TextError, TextIndex};
-use crate::vectors::{HnswParams, VectorError, VectorIndex};
+use crate::vectors::{Engine, HnswParams, VectorError, VectorIndex};
 
 /// Why the derived indexes could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,10 @@ pub struct CatchUp {
     pub seq: i64,
     /// Indexes that could not be loaded and were rebuilt from the store, with why.
     pub rebuilt: Vec<String>,
+    /// Indexes kept as found although the configuration asks for something else (a
+    /// vector index built by another engine), with what rebuilds them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
     /// Why the indexes were left alone (a running server holds them and catches up itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
@@ -98,7 +102,10 @@ pub struct DerivedIndexes {
     dir: PathBuf,
     pub vectors: VectorIndex,
     pub text: TextIndex,
+    /// The engine a rebuilt vector index uses (a loaded one keeps its own).
+    engine: Engine,
     rebuilt: Vec<String>,
+    kept: Vec<String>,
     /// The sequence of the last change applied to the text index (committed or not).
     text_applied: i64,
     /// Whether the vector index changed since it was last saved.
@@ -107,21 +114,40 @@ pub struct DerivedIndexes {
 
 impl DerivedIndexes {
     /// Opens the indexes under `data_dir` (creating it), falling back to empty ones where
-    /// they are missing or unreadable. `dim` is the embedding dimension.
-    pub fn open(data_dir: &Path, dim: usize, params: HnswParams) -> Result<DerivedIndexes> {
+    /// they are missing or unreadable. `dim` is the embedding dimension; `engine` builds a
+    /// new or rebuilt vector index. A vector index built by another engine is kept and
+    /// used as it is (a rebuild of a large catalogue takes minutes, and a server started
+    /// without the flag must not start one), noted in [`CatchUp::kept`];
+    /// [`reset`](Self::reset) (`motif reindex`) rebuilds it on `engine`.
+    pub fn open(
+        data_dir: &Path,
+        dim: usize,
+        params: HnswParams,
+        engine: Engine,
+    ) -> Result<DerivedIndexes> {
         let vec_dir = data_dir.join("vectors");
         let mut rebuilt = Vec::new();
+        let mut kept = Vec::new();
         let vectors = match VectorIndex::load(&vec_dir) {
-            Ok(v) if v.dim() == dim => v,
+            Ok(v) if v.dim() == dim => {
+                if v.engine() != engine {
+                    kept.push(format!(
+                        "vectors: built by the {} engine, kept although {engine} is \
+                         configured; `motif reindex --vector-engine {engine}` rebuilds it",
+                        v.engine()
+                    ));
+                }
+                v
+            }
             Ok(v) => {
                 rebuilt.push(format!("vectors: dimension {} != {dim}", v.dim()));
-                VectorIndex::new(dim, params, 0)?
+                VectorIndex::new(engine, dim, params, 0)?
             }
             Err(e) => {
                 if vec_dir.exists() {
                     rebuilt.push(format!("vectors: {e}"));
                 }
-                VectorIndex::new(dim, params, 0)?
+                VectorIndex::new(engine, dim, params, 0)?
             }
         };
         let text_dir = data_dir.join("text");
@@ -138,16 +164,19 @@ impl DerivedIndexes {
             dir: data_dir.to_path_buf(),
             vectors,
             text,
+            engine,
             rebuilt,
+            kept,
             text_applied,
             vectors_dirty: false,
         })
     }
 
     /// Empties both indexes (sequence 0), so that the next catch-up rebuilds them from the
-    /// store: tombstones are compacted away and the graph is built afresh.
+    /// store: tombstones are compacted away and the graph is built afresh, on the engine
+    /// given to [`open`](Self::open).
     pub fn reset(&mut self, params: HnswParams) -> Result<()> {
-        self.vectors = VectorIndex::new(self.vectors.dim(), params, 0)?;
+        self.vectors = VectorIndex::new(self.engine, self.vectors.dim(), params, 0)?;
         self.text.clear()?;
         self.text.commit(0)?;
         self.text_applied = 0;
@@ -236,6 +265,7 @@ impl DerivedIndexes {
     pub async fn catch_up(&mut self, catalog: &Catalog) -> Result<CatchUp> {
         let mut report = CatchUp {
             rebuilt: std::mem::take(&mut self.rebuilt),
+            kept: std::mem::take(&mut self.kept),
             ..CatchUp::default()
         };
         // Each index follows from its own sequence; reading from the lower one and

@@ -28,7 +28,7 @@ use crate::catalog::{
 };
 use crate::derived::{CatchUp, DerivedError, DerivedIndexes, IndexLock};
 use crate::source::{self, InputError, Item};
-use crate::vectors::HnswParams;
+use crate::vectors::{Engine, HnswParams};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub struct Options {
     pub analysis: AnalysisConfig,
     /// Parameters for a newly built vector index.
     pub hnsw: HnswParams,
+    /// The engine of a newly built vector index (an existing one keeps its own).
+    pub vector_engine: Engine,
     /// Progress display (hidden by default).
     pub progress: ProgressBar,
     /// Called with the run id as soon as the run is registered (HTTP ingestion answers
@@ -68,6 +70,7 @@ impl Default for Options {
             batch_size: 256,
             analysis: AnalysisConfig::default(),
             hnsw: HnswParams::default(),
+            vector_engine: Engine::default(),
             progress: ProgressBar::hidden(),
             on_start: None,
         }
@@ -409,8 +412,12 @@ async fn run_locked(
     // Bring the derived indexes up to the store, unless a running server holds them.
     let (index, indexed_vectors, indexed_text) = match IndexLock::try_acquire(data_dir)? {
         Some(_lock) => {
-            let mut indexes =
-                DerivedIndexes::open(data_dir, embeddings::embedding::EMBEDDING_DIM, opts.hnsw)?;
+            let mut indexes = DerivedIndexes::open(
+                data_dir,
+                embeddings::embedding::EMBEDDING_DIM,
+                opts.hnsw,
+                opts.vector_engine,
+            )?;
             let index = indexes.catch_up(catalog).await?;
             indexes.close()?;
             (index, indexes.vectors.len(), indexes.text.len())

@@ -30,6 +30,11 @@ impl Rng {
     }
 }
 
+/// The generator of track number `i`'s values.
+fn track_rng(i: usize) -> Rng {
+    Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03) | 1)
+}
+
 /// Generates track number `i` deterministically.
 pub struct Synth {
     /// Unit vectors the embeddings are blended from.
@@ -53,11 +58,16 @@ impl Synth {
         v
     }
 
+    /// Track number `i`'s embedding, as [`track`](Self::track) draws it (without the
+    /// rest of the track): for benchmarks of the vector index alone.
+    pub fn track_embedding(&self, i: usize) -> Vec<f32> {
+        self.embedding(&mut track_rng(i))
+    }
+
     /// Track number `i` (the same every time): metadata, attributes, the analyser's own
     /// tag rules, an embedding.
     pub fn track(&self, i: usize) -> TrackWrite {
-        let mut rng =
-            Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
+        let mut rng = track_rng(i);
         let embedding = self.embedding(&mut rng);
         let features: Vec<f32> = (0..embeddings::features::FEATURE_DIM)
             .map(|_| rng.normal())

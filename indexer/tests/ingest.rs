@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use indexer::catalog::Catalog;
 use indexer::derived::DerivedIndexes;
 use indexer::pipeline::{self, Options, Summary};
-use indexer::vectors::HnswParams;
+use indexer::vectors::{Engine, HnswParams};
 use sqlx::AssertSqlSafe;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -156,6 +156,7 @@ async fn assert_indexes_match_store(cat: &Catalog, s: &Scratch) {
         &s.data(),
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     let mut vec_ids: Vec<i64> = idx.vectors.track_ids().collect();
@@ -219,6 +220,7 @@ async fn changes_are_picked_up(backend: &str) {
         &s.data(),
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     assert_eq!(idx.text.search("renamed", 5).unwrap().len(), 1);
@@ -261,6 +263,7 @@ async fn takedown_leaves_every_index(backend: &str) {
         &s.data(),
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     let t1 = idx.text.search("sunny", 1).unwrap()[0].0;
@@ -275,6 +278,7 @@ async fn takedown_leaves_every_index(backend: &str) {
         &s.data(),
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     assert!(idx.text.search("sunny", 5).unwrap().is_empty());
@@ -397,6 +401,7 @@ async fn rebuild_compacts_and_matches(backend: &str) {
         &s.data(),
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     assert_eq!(idx.vectors.tombstones(), 1);
@@ -413,6 +418,68 @@ async fn rebuild_compacts_and_matches(backend: &str) {
     // The taken-down file is delivered again: same audio, so back without analysis.
     assert_eq!((r.counts.updated, r.counts.analysed), (1, 0));
     assert_indexes_match_store(&cat, &s).await;
+}
+
+/// Issue 15, part 2: the vector engine is recorded with the index. A folder indexed on
+/// hnsw_rs reopens on hnsw_rs whatever a later run configures (kept, and said so); its
+/// answers on the fixtures' real embeddings are our graph's; a rebuild (`reset`, as
+/// `motif reindex` does) moves it to the configured engine.
+async fn vector_engine_is_recorded_kept_and_rebuilt(backend: &str) {
+    let mut s = Scratch::new("engine");
+    let cat = s.catalog(backend).await;
+    let on_hnsw_rs = Options {
+        vector_engine: Engine::HnswRs,
+        ..opts()
+    };
+    let r = index(&cat, &s, &s.music(), &on_hnsw_rs).await;
+    assert!(r.index.kept.is_empty(), "{:?}", r.index.kept);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.data().join("vectors/meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["engine"], "hnsw-rs");
+    assert_indexes_match_store(&cat, &s).await;
+    // A run configured for our graph keeps the hnsw_rs index and says what rebuilds it.
+    let r = index(&cat, &s, &s.music(), &opts()).await;
+    assert_eq!(r.index.kept.len(), 1, "{:?}", r.index.kept);
+    assert!(r.index.kept[0].contains("hnsw-rs") && r.index.kept[0].contains("reindex"));
+    assert!(r.index.rebuilt.is_empty());
+    let open = |engine| {
+        DerivedIndexes::open(
+            &s.data(),
+            embeddings::embedding::EMBEDDING_DIM,
+            HnswParams::default(),
+            engine,
+        )
+        .unwrap()
+    };
+    let mut idx = open(Engine::Graph);
+    assert_eq!(idx.vectors.engine(), Engine::HnswRs);
+    let answers = |idx: &DerivedIndexes| -> Vec<Vec<i64>> {
+        let mut tracks: Vec<i64> = idx.vectors.track_ids().collect();
+        tracks.sort_unstable();
+        tracks
+            .iter()
+            .map(|&t| {
+                let v = idx.vectors.vector(t).unwrap();
+                idx.vectors
+                    .search(&v, 3, None)
+                    .iter()
+                    .map(|h| h.0)
+                    .collect()
+            })
+            .collect()
+    };
+    let on_hnsw_rs = answers(&idx);
+    assert_eq!(on_hnsw_rs.len(), 4);
+    idx.reset(HnswParams::default()).unwrap();
+    idx.catch_up(&cat).await.unwrap();
+    idx.close().unwrap();
+    assert_eq!(idx.vectors.engine(), Engine::Graph);
+    assert_eq!(answers(&idx), on_hnsw_rs);
+    drop(idx);
+    let idx = open(Engine::Graph);
+    assert_eq!(idx.vectors.engine(), Engine::Graph);
+    assert_eq!(idx.vectors.len(), 4);
 }
 
 /// Issue 15: the encodes of one song delivered as separate tracks become one recording
@@ -445,6 +512,7 @@ async fn copies_are_one_recording_after_a_rebuild(backend: &str) {
         &s.data(),
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     let before = recordings(&idx);
@@ -484,6 +552,7 @@ async fn older_layout_waits_for_reanalysis(backend: &str) {
         &s.data(),
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     idx.reset(HnswParams::default()).unwrap();
@@ -546,6 +615,7 @@ async fn metadata_updates_in_several_batches(backend: &str) {
         &s.data(),
         embeddings::embedding::EMBEDDING_DIM,
         HnswParams::default(),
+        Engine::default(),
     )
     .unwrap();
     assert_eq!(idx.text.search("retitled", 10).unwrap().len(), 4);
@@ -789,5 +859,6 @@ both_backends!(
     older_layout_waits_for_reanalysis,
     bulk_batches_replace_tags,
     metadata_updates_in_several_batches,
-    copies_are_one_recording_after_a_rebuild
+    copies_are_one_recording_after_a_rebuild,
+    vector_engine_is_recorded_kept_and_rebuilt
 );

@@ -8,7 +8,9 @@
 //!   does): store read, HNSW insert (parallel) and tantivy indexing, timed separately;
 //! - HNSW recall@10 and latency at several `ef` against exact search over the same vectors
 //!   (the baseline), unfiltered;
-//! - resident memory of the process holding both indexes, and on-disk sizes.
+//! - resident memory of the process holding both indexes, and on-disk sizes;
+//! - every vector engine (`--engines`) side by side on the same embeddings
+//!   ([`super::bench_engines`]); `--vectors-only` runs that part alone.
 //!
 //! Embeddings are synthetic but shaped like real ones when `--like` names a catalogue:
 //! each is a random blend of two stored embeddings plus Gaussian noise, renormalised.
@@ -22,7 +24,7 @@ use indexer::catalog::{Catalog, Change, TrackWrite};
 use indexer::filter::TrackSet;
 use indexer::synthetic::{Rng, Synth};
 use indexer::text::TextIndex;
-use indexer::vectors::{HnswParams, VectorIndex};
+use indexer::vectors::{Engine, HnswParams, VectorIndex};
 
 use super::proc_stats;
 use super::store;
@@ -77,6 +79,13 @@ pub struct Args {
     /// index.
     #[arg(long)]
     pub recall: bool,
+    /// Vector engines built side by side on the same embeddings, comma-separated
+    /// (`graph`, `hnsw-rs`); the first also serves the store and text part.
+    #[arg(long, value_delimiter = ',', default_value = "graph,hnsw-rs")]
+    pub engines: Vec<Engine>,
+    /// Only the vector engines side by side: no stores, no text index, no copy lookups.
+    #[arg(long, conflicts_with_all = ["store_only", "load"])]
+    pub vectors_only: bool,
 }
 
 const WRITE_BATCH: usize = 2_000;
@@ -87,6 +96,7 @@ const GENERATED_BATCHES: usize = 50;
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.tracks >= 1_000, "--tracks must be at least 1000");
     anyhow::ensure!(args.queries > 0, "--queries must be at least 1");
+    anyhow::ensure!(!args.engines.is_empty(), "--engines names no engine");
     let rt = store::runtime()?;
     let dim = embeddings::embedding::EMBEDDING_DIM;
     let centres = match &args.like {
@@ -127,9 +137,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let q_ms = t.elapsed().as_secs_f64() * 1e3 / args.queries as f64;
         println!(
-            "loaded {} vectors and {} text documents in {load_s:.1} s; {:.0} MiB resident \
-             after {} queries ({q_ms:.2} ms each), peak {:.0} MiB",
+            "loaded {} vectors ({} engine) and {} text documents in {load_s:.1} s; {:.0} MiB \
+             resident after {} queries ({q_ms:.2} ms each), peak {:.0} MiB",
             vectors.len(),
+            vectors.engine(),
             text.len(),
             proc_stats::rss_mib(),
             args.queries,
@@ -142,6 +153,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let synth = Synth { centres, dim };
     std::fs::create_dir_all(&args.dir)?;
+    let params = HnswParams {
+        m: args.m,
+        ef_construction: args.ef_construction,
+        ..HnswParams::default()
+    };
+    let queries = {
+        let mut rng = Rng(7);
+        (0..args.queries)
+            .map(|_| synth.embedding(&mut rng))
+            .collect::<Vec<_>>()
+    };
+    if args.vectors_only {
+        let dir = &args.dir;
+        super::bench_engines::compare(&args.engines, &synth, args.tracks, params, &queries, dir)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "bench-index: {} synthetic tracks, {dim}-d embeddings shaped on {} {}",
         args.tracks,
@@ -207,14 +234,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, false) => Pages::Store(format!("sqlite://{}", sqlite_path.display())),
         (None, true) => Pages::Synthetic(&synth),
     };
-    let params = HnswParams {
-        m: args.m,
-        ef_construction: args.ef_construction,
-        ..HnswParams::default()
-    };
     let rss_before = proc_stats::rss_mib();
-    let (vectors, text) =
-        rt.block_on(build_indexes(source, &args.dir, dim, params, args.tracks))?;
+    let engine = args.engines[0];
+    let (vectors, text) = rt.block_on(build_indexes(
+        source,
+        &args.dir,
+        dim,
+        (engine, params),
+        args.tracks,
+    ))?;
     let rss_after = proc_stats::rss_mib();
     println!(
         "  memory: {:.0} MiB resident holding both indexes ({:.0} MiB before building), peak {:.0} MiB",
@@ -227,6 +255,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     recall(&mut vectors, &synth, args.queries);
     copy_lookups(&mut vectors, &text, &synth, args.tracks)?;
     drop(text);
+    drop(vectors);
+    super::bench_engines::compare(
+        &args.engines,
+        &synth,
+        args.tracks,
+        params,
+        &queries,
+        &args.dir,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -435,7 +472,7 @@ fn filtered_recall(vectors: &mut VectorIndex, queries: &[Vec<f32>]) {
 }
 
 /// A track id hashed to [0, 1) (splitmix64): uncorrelated filter membership.
-fn unit_hash(id: i64) -> f64 {
+pub(super) fn unit_hash(id: i64) -> f64 {
     let mut z = (id as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -546,7 +583,7 @@ async fn build_indexes(
     source: Pages<'_>,
     dir: &Path,
     dim: usize,
-    params: HnswParams,
+    (engine, params): (Engine, HnswParams),
     n: usize,
 ) -> anyhow::Result<(VectorIndex, TextIndex)> {
     let cat = match &source {
@@ -557,7 +594,7 @@ async fn build_indexes(
     let vec_dir = dir.join("vectors");
     let _ = std::fs::remove_dir_all(&text_dir);
     let mut text = TextIndex::open_or_create(&text_dir)?;
-    let mut vectors = VectorIndex::new(dim, params, n)?;
+    let mut vectors = VectorIndex::new(engine, dim, params, n)?;
     let (mut read_s, mut hnsw_s, mut text_s, mut copies_s) = (0.0, 0.0, 0.0, 0.0);
     let mut copies_found = 0;
     let mut after = 0;
@@ -617,7 +654,7 @@ async fn build_indexes(
         n as f64 / read_s
     );
     println!(
-        "  hnsw build (M={}, ef_construction={}, parallel): {hnsw_s:.1} s ({:.0} tracks/s); saved in {save_s:.1} s, {:.0} MB on disk",
+        "  hnsw build ({engine} engine, M={}, ef_construction={}, parallel): {hnsw_s:.1} s ({:.0} tracks/s); saved in {save_s:.1} s, {:.0} MB on disk",
         params.m,
         params.ef_construction,
         n as f64 / hnsw_s,
@@ -636,7 +673,7 @@ async fn build_indexes(
     Ok((vectors, text))
 }
 
-fn dir_size(p: &Path) -> u64 {
+pub(super) fn dir_size(p: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(p) else {
         return std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     };

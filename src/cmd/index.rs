@@ -10,7 +10,7 @@ use indexer::pipeline::{self, Options, Summary};
 use indexer::vectors::HnswParams;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::store::{self, StoreArgs};
+use super::store::{self, StoreArgs, VectorArgs};
 
 pub const LONG_ABOUT: &str = "Ingest audio into the catalogue and bring the HNSW and text \
 indexes up to date.
@@ -33,6 +33,8 @@ pub struct Args {
     pub input: PathBuf,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub vectors: VectorArgs,
     /// Re-analyse tracks whose stored analysis came from another analyser version.
     #[arg(long)]
     pub reanalyze: bool,
@@ -71,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         batch_size: args.batch_size,
         analysis: AnalysisConfig::default(),
         hnsw: HnswParams::default(),
+        vector_engine: args.vectors.vector_engine,
         progress,
         on_start: None,
     };
@@ -130,6 +133,9 @@ fn print_summary(s: &Summary) {
             format!("; rebuilt: {}", s.index.rebuilt.join("; "))
         }
     );
+    for why in &s.index.kept {
+        println!("index kept as found: {why}");
+    }
     if s.index.copies_found > 0 {
         println!(
             "{} tracks are copies of a recording already in the catalogue (found by their \

@@ -1,5 +1,6 @@
 pub mod analyze;
 pub mod bench;
+pub mod bench_engines;
 pub mod bench_index;
 pub mod errors;
 pub mod eval;

@@ -43,6 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .to_string();
     let serve_args = serve::Args {
         store: store.clone(),
+        vectors: Default::default(),
         bind: args.bind.clone(),
         token: Some(token.clone()),
         ingest_root: Some(music.clone()),
@@ -61,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             c.seen, c.new, c.updated, c.unchanged, c.failed, summary.elapsed_s
         );
         catalog.close().await;
-        let engine = serve::open_engine(&store).await?;
+        let engine = serve::open_engine(&store, Default::default()).await?;
         serve::serve(engine, config, &args.bind, |addr, engine| {
             print_examples(addr, engine, &token, &store.data_dir)
         })

@@ -9,12 +9,14 @@ use embeddings::Normalizer;
 use indexer::derived::DerivedIndexes;
 use indexer::vectors::HnswParams;
 
-use super::store::{self, StoreArgs};
+use super::store::{self, StoreArgs, VectorArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub vectors: VectorArgs,
     /// Keep the current embedding space; only rebuild the indexes.
     #[arg(long)]
     pub no_refit: bool,
@@ -74,15 +76,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &args.store.data_dir,
             embeddings::embedding::EMBEDDING_DIM,
             params,
+            args.vectors.vector_engine,
         )?;
         idx.reset(params)?;
         let report = idx.catch_up(&catalog).await?;
         idx.close()?;
         catalog.close().await;
         println!(
-            "rebuilt indexes at change {}: {} vectors, {} text documents in {:.1} s",
+            "rebuilt indexes at change {}: {} vectors ({} engine), {} text documents in {:.1} s",
             report.seq,
             idx.vectors.len(),
+            idx.vectors.engine(),
             idx.text.len(),
             started.elapsed().as_secs_f64()
         );

@@ -14,12 +14,14 @@ use api::uploads::ClipLimits;
 use indexer::catalog::PoolSize;
 use indexer::Catalog;
 
-use super::store::{redact, StoreArgs};
+use super::store::{redact, StoreArgs, VectorArgs};
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub vectors: VectorArgs,
     /// Address to listen on (port 0 picks a free port, printed at start-up).
     #[arg(long, env = "MOTIF_BIND", default_value = "127.0.0.1:7878")]
     pub bind: String,
@@ -128,7 +130,7 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     api::http::block_on(async move {
-        let engine = open_engine(&args.store).await?;
+        let engine = open_engine(&args.store, args.vectors).await?;
         serve(engine, config, &args.bind, |_, _| {}).await
     })
 }
@@ -136,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Opens the store and the indexes (catching up), as every server start does.
 /// On Postgres, queries and writes get pools of their own: uploads waiting for the run
 /// lock hold connections, and must not take the ones queries and refreshes need.
-pub async fn open_engine(store: &StoreArgs) -> anyhow::Result<Arc<Engine>> {
+pub async fn open_engine(store: &StoreArgs, vectors: VectorArgs) -> anyhow::Result<Arc<Engine>> {
     let readers = PoolSize {
         max_connections: 8,
         acquire_timeout: Duration::from_secs(5),
@@ -154,7 +156,11 @@ pub async fn open_engine(store: &StoreArgs) -> anyhow::Result<Arc<Engine>> {
         }
         Catalog::Sqlite(_) => catalog.clone(),
     };
-    let engine = Engine::open(catalog, &store.data_dir, Limits::default())
+    let limits = Limits {
+        vector_engine: vectors.vector_engine,
+        ..Limits::default()
+    };
+    let engine = Engine::open(catalog, &store.data_dir, limits)
         .await
         .context("opening the indexes")?
         .with_writer(writer);

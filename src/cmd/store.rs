@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use indexer::vectors::Engine;
 use indexer::Catalog;
 
 /// `--database` and `--data-dir`, with environment fallbacks.
@@ -15,6 +16,16 @@ pub struct StoreArgs {
     /// Folder for the embedded database, the derived indexes (HNSW, tantivy) and locks.
     #[arg(long, env = "MOTIF_DATA_DIR", default_value = "motif-data")]
     pub data_dir: PathBuf,
+}
+
+/// `--vector-engine`, for the commands that build vector indexes.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct VectorArgs {
+    /// HNSW engine of a new or rebuilt vector index: `graph` (our own) or `hnsw-rs`. An
+    /// index already in the data folder keeps the engine it was built with until
+    /// `motif reindex --vector-engine ...` rebuilds it.
+    #[arg(long, env = "MOTIF_VECTOR_ENGINE", default_value_t = Engine::default())]
+    pub vector_engine: Engine,
 }
 
 impl StoreArgs {

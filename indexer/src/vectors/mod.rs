@@ -1,17 +1,23 @@
-//! The vector index: an HNSW graph ([`graph`], cosine as `1 - dot` over unit vectors)
-//! plus the bookkeeping a graph lacks: a point is never updated or deleted in place, so
-//! every version of a track's embedding is a new point, and a point is live only while
-//! it is its track's newest and the track is not taken down. Dead points (tombstones)
-//! are filtered out of every answer at once and dropped by a rebuild.
+//! The vector index: an HNSW graph (cosine as `1 - dot` over unit vectors) on one of two
+//! engines ([`Engine`]: our own [`graph`], or hnsw_rs), plus the bookkeeping a graph
+//! lacks: a point is never updated or deleted in place, so every version of a track's
+//! embedding is a new point, and a point is live only while it is its track's newest and
+//! the track is not taken down. Dead points (tombstones) are filtered out of every answer
+//! at once and dropped by a rebuild. The bookkeeping, the exact scans and the search
+//! plans are written once here, above the engines ([`engine`] dispatches to them).
 //!
-//! On disk (a directory): `graph.bin` (the graph with its vectors, [`graph::Graph`]'s
-//! own format), `points.bin` (the track id of each point, -1 when dead, little-endian
-//! i64) and `meta.json` (parameters and the change sequence the index reflects). A save
-//! writes a fresh directory and renames it over the old one, so a crash leaves one or the
-//! other. A folder in an older format fails to load and is rebuilt from the store.
+//! On disk (a directory): the engine's own files (`graph.bin` for our graph, in
+//! [`graph::Graph`]'s format; hnsw_rs's dump and its hashes for hnsw_rs), `points.bin`
+//! (the track id of each point, -1 when dead, little-endian i64) and `meta.json` (the
+//! engine, parameters and the change sequence the index reflects; a `meta.json` without
+//! an engine is our graph's). A save writes a fresh directory and renames it over the old
+//! one, so a crash leaves one or the other. A folder in an older format fails to load and
+//! is rebuilt from the store.
 
 mod dot;
+mod engine;
 pub mod graph;
+mod hnsw_rs_graph;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +25,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::filter::TrackSet;
-use graph::Graph;
+use engine::Backend;
+pub use engine::{Engine, UnknownEngine};
 
 /// Above this many results, [`VectorIndex::search_allowed`] scans instead of walking the
 /// graph (a walk's cost grows steeply with its candidate list).
@@ -74,23 +81,32 @@ pub enum VectorError {
 
 type Result<T> = std::result::Result<T, VectorError>;
 
-/// The on-disk format `meta.json` names (1 was hnsw_rs's dump).
+/// The on-disk format `meta.json` names (1 was hnsw_rs's dump before the engine was
+/// recorded; 2 added the engine, our graph's when absent).
 const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Meta {
     format: u32,
+    /// The engine that wrote the graph's files.
+    #[serde(default = "engine_of_older_meta")]
+    engine: Engine,
     dim: usize,
     params: HnswParams,
     seq: i64,
     points: usize,
 }
 
+/// A `meta.json` written before the engine was recorded is our graph's.
+fn engine_of_older_meta() -> Engine {
+    Engine::Graph
+}
+
 /// An in-memory HNSW index over track embeddings, with tombstones.
 pub struct VectorIndex {
     dim: usize,
     params: HnswParams,
-    graph: Graph,
+    graph: Backend,
     /// Track id of each point (the point's graph node number is its position); -1 once
     /// dead.
     points: Vec<i64>,
@@ -125,13 +141,19 @@ fn check_params(p: &HnswParams) -> Result<()> {
 }
 
 impl VectorIndex {
-    /// An empty index for `dim`-dimensional unit vectors, sized for about `capacity`.
-    pub fn new(dim: usize, params: HnswParams, capacity: usize) -> Result<VectorIndex> {
+    /// An empty index on `engine` for `dim`-dimensional unit vectors, sized for about
+    /// `capacity`.
+    pub fn new(
+        engine: Engine,
+        dim: usize,
+        params: HnswParams,
+        capacity: usize,
+    ) -> Result<VectorIndex> {
         check_params(&params)?;
         Ok(VectorIndex {
             dim,
             params,
-            graph: Graph::new(dim, params.m, params.ef_construction, capacity),
+            graph: Backend::new(engine, dim, &params, capacity),
             points: Vec::new(),
             live: HashMap::new(),
             codes: Vec::new(),
@@ -141,6 +163,11 @@ impl VectorIndex {
 
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// The engine holding the graph.
+    pub fn engine(&self) -> Engine {
+        self.graph.engine()
     }
 
     pub fn params(&self) -> HnswParams {
@@ -427,15 +454,12 @@ impl VectorIndex {
         let tmp = dir.with_extension("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| err(format!("create {}: {e}", tmp.display())))?;
-        let file = std::fs::File::create(tmp.join("graph.bin"))
-            .map_err(|e| err(format!("graph.bin: {e}")))?;
-        self.graph
-            .write_to(&mut std::io::BufWriter::with_capacity(1 << 20, file))
-            .map_err(|e| err(format!("graph.bin: {e}")))?;
+        self.graph.write(&tmp).map_err(err)?;
         let ids: Vec<u8> = self.points.iter().flat_map(|t| t.to_le_bytes()).collect();
         std::fs::write(tmp.join("points.bin"), ids).map_err(|e| err(format!("points: {e}")))?;
         let meta = Meta {
             format: FORMAT,
+            engine: self.engine(),
             dim: self.dim,
             params: self.params,
             seq: self.seq,
@@ -487,10 +511,7 @@ impl VectorIndex {
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
             .collect();
-        let file = std::fs::File::open(dir.join("graph.bin"))
-            .map_err(|e| err(format!("graph.bin: {e}")))?;
-        let graph = Graph::read_from(&mut std::io::BufReader::with_capacity(1 << 20, file))
-            .map_err(|e| err(format!("graph.bin: {e}")))?;
+        let graph = Backend::read(meta.engine, dir, &meta.params).map_err(err)?;
         if graph.len() != points.len() {
             return Err(err(format!(
                 "graph has {} points, points.bin {}",
@@ -505,7 +526,7 @@ impl VectorIndex {
                 meta.dim
             )));
         }
-        let mut index = VectorIndex::new(meta.dim, meta.params, 0)?;
+        let mut index = VectorIndex::new(meta.engine, meta.dim, meta.params, 0)?;
         index.seq = meta.seq;
         index.live = points
             .iter()
@@ -568,133 +589,4 @@ fn quantise(v: &[f32]) -> impl Iterator<Item = i8> + '_ {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A pseudo-random unit vector (also used by `graph`'s tests).
-    pub(super) fn unit(seed: u64, dim: usize) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut v: Vec<f32> = (0..dim)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect();
-        embeddings::embedding::l2_normalise(&mut v);
-        v
-    }
-
-    #[test]
-    fn search_finds_itself_and_tombstones_vanish_at_once() {
-        let mut idx = VectorIndex::new(16, HnswParams::default(), 100).unwrap();
-        let items: Vec<(i64, Vec<f32>)> = (0..300).map(|i| (i, unit(i as u64, 16))).collect();
-        idx.upsert(&items).unwrap();
-        for (t, v) in items.iter().take(20) {
-            assert_eq!(idx.search(v, 1, None)[0].0, *t);
-        }
-        assert!(idx.remove(5));
-        assert!(!idx.remove(5));
-        let hits = idx.search(&items[5].1, 10, None);
-        assert!(hits.iter().all(|(t, _)| *t != 5));
-        assert_eq!(idx.len(), 299);
-        assert_eq!(idx.tombstones(), 1);
-        // An update supersedes the old point.
-        idx.upsert(&[(7, unit(999, 16))]).unwrap();
-        assert_eq!(idx.search(&unit(999, 16), 1, None)[0].0, 7);
-        assert_eq!(idx.len(), 299);
-        assert_eq!(idx.tombstones(), 2);
-        // Filters are exact.
-        let even = |t: i64| t % 2 == 0;
-        let hits = idx.search(&items[3].1, 10, Some(&even));
-        assert_eq!(hits.len(), 10);
-        assert!(hits.iter().all(|(t, _)| t % 2 == 0));
-        let exact = idx.search_exact(&items[3].1, 10, Some(&even));
-        assert!(exact.iter().all(|(t, _)| t % 2 == 0));
-    }
-
-    #[test]
-    fn both_scans_equal_exact_search() {
-        let mut idx = VectorIndex::new(24, HnswParams::default(), 2_000).unwrap();
-        let items: Vec<(i64, Vec<f32>)> = (0..2_000).map(|i| (i, unit(i as u64, 24))).collect();
-        idx.upsert(&items).unwrap();
-        idx.remove(150);
-        let q = unit(77_777, 24);
-        // A small set (track by track, f32) and a wide one (int8 pass, rescored).
-        for modulo in [50i64, 10] {
-            let set: TrackSet = (0..2_000).filter(|t| t % modulo == 0).collect();
-            let allow = |t: i64| t % modulo == 0;
-            let want: Vec<i64> = idx
-                .search_exact(&q, 10, Some(&allow))
-                .into_iter()
-                .map(|(t, _)| t)
-                .collect();
-            let got: Vec<i64> = idx
-                .scan(&q, 10, Some(&set))
-                .into_iter()
-                .map(|(t, _)| t)
-                .collect();
-            assert_eq!(got, want, "every {modulo}th track");
-            assert!(!got.contains(&150));
-        }
-    }
-
-    #[test]
-    fn save_and_load_round_trip() {
-        let dir = std::env::temp_dir().join(format!("motif-vec-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut idx = VectorIndex::new(8, HnswParams::default(), 10).unwrap();
-        idx.save(&dir).unwrap();
-        assert!(VectorIndex::load(&dir).unwrap().is_empty());
-        let items: Vec<(i64, Vec<f32>)> = (0..50).map(|i| (i * 3, unit(i as u64, 8))).collect();
-        idx.upsert(&items).unwrap();
-        idx.remove(3);
-        idx.set_seq(42);
-        idx.save(&dir).unwrap();
-        let back = VectorIndex::load(&dir).unwrap();
-        assert_eq!(back.seq(), 42);
-        assert_eq!(back.len(), 49);
-        assert!(!back.contains(3));
-        assert_eq!(back.vector(6), idx.vector(6));
-        assert_eq!(back.vector(6).unwrap(), items[2].1);
-        assert_eq!(back.search(&items[10].1, 1, None)[0].0, 30);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn int8_dot_matches_a_wide_sum_at_the_extremes() {
-        for dim in [1usize, 15, 16, 75, 128] {
-            let row: Vec<i8> = (0..dim)
-                .map(|i| if i % 3 == 0 { -127 } else { 127 })
-                .collect();
-            let q: Vec<i16> = (0..dim)
-                .map(|i| if i % 2 == 0 { 127 } else { -127 })
-                .collect();
-            let wide: i64 = row
-                .iter()
-                .zip(&q)
-                .map(|(&a, &b)| i64::from(a) * i64::from(b))
-                .sum();
-            assert_eq!(i64::from(dot_i8(&row, &q)), wide);
-            let v = unit(dim as u64, dim);
-            let codes: Vec<i8> = quantise(&v).collect();
-            let qv: Vec<i16> = quantise(&v).map(i16::from).collect();
-            // A unit vector's code dotted with itself is about 127^2.
-            let self_dot = f64::from(dot_i8(&codes, &qv)) / (127.0 * 127.0);
-            assert!((self_dot - 1.0).abs() < 0.05, "{dim}: {self_dot}");
-        }
-    }
-
-    #[test]
-    fn bad_parameters_are_errors_not_exits() {
-        let p = HnswParams {
-            m: 300,
-            ..HnswParams::default()
-        };
-        assert!(matches!(
-            VectorIndex::new(8, p, 10),
-            Err(VectorError::Params(_))
-        ));
-    }
-}
+mod tests;

@@ -33,7 +33,9 @@ pub const MAX_BIT_ERROR_RATE: f32 = 0.25;
 /// Least share of the shorter fingerprint that the overlap at the matched offset must
 /// cover. Of the shorter one, not the longer: a jingle of 8 s with 5 s trimmed is still
 /// that jingle. An excerpt (a 30-second preview of a longer track) is told apart by its
-/// duration instead ([`durations_agree`]), which every caller checks too.
+/// duration instead ([`durations_agree`]), which every caller checks too; within that
+/// slack (12 s) an excerpt of a short track is a copy of it (the fixtures' 4-s excerpts
+/// of their 12.6-s pop song are).
 pub const MIN_MATCHED_SHARE: f32 = 0.5;
 
 /// Least overlap, in values (about 1 s), for a match to say anything: over fewer bits, a

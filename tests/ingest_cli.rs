@@ -211,7 +211,10 @@ fn sqlite_reindex_rebuilds_from_the_store() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("30 vectors, 30 text documents"), "{text}");
+    assert!(
+        text.contains("30 vectors (graph engine), 30 text documents"),
+        "{text}"
+    );
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("refitted the embedding space on 31 analyses"));
     let idx = DerivedIndexes::open(

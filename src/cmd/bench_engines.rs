@@ -179,7 +179,7 @@ fn measure(
 }
 
 /// Recall@10 against `want`, mean and p99 latency (ms) of `search` over the queries.
-fn timed(
+pub(super) fn timed(
     queries: &[Vec<f32>],
     want: &[Vec<i64>],
     search: impl Fn(&[f32]) -> Vec<(i64, f32)>,

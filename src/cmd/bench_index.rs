@@ -129,11 +129,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let load_s = t.elapsed().as_secs_f64();
         crate::release_free_memory();
         // Touch the graph the way queries do.
-        let mut rng = Rng(7);
         let synth = Synth { centres, dim };
+        let queries = queries(&synth, args.queries);
         let t = Instant::now();
-        for _ in 0..args.queries {
-            let _ = vectors.search(&synth.embedding(&mut rng), 10, None);
+        for q in &queries {
+            let _ = vectors.search(q, 10, None);
         }
         let q_ms = t.elapsed().as_secs_f64() * 1e3 / args.queries as f64;
         println!(
@@ -147,7 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             proc_stats::peak_rss_mib()
         );
         if args.recall {
-            recall(&mut vectors, &synth, args.queries);
+            recall(&mut vectors, &queries);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -158,12 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ef_construction: args.ef_construction,
         ..HnswParams::default()
     };
-    let queries = {
-        let mut rng = Rng(7);
-        (0..args.queries)
-            .map(|_| synth.embedding(&mut rng))
-            .collect::<Vec<_>>()
-    };
+    let queries = queries(&synth, args.queries);
     if args.vectors_only {
         let dir = &args.dir;
         super::bench_engines::compare(&args.engines, &synth, args.tracks, params, &queries, dir)?;
@@ -252,7 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     let mut vectors = vectors;
-    recall(&mut vectors, &synth, args.queries);
+    recall(&mut vectors, &queries);
     copy_lookups(&mut vectors, &text, &synth, args.tracks)?;
     drop(text);
     drop(vectors);
@@ -345,12 +340,15 @@ fn copy_lookups(
     Ok(())
 }
 
+/// The benchmark's query embeddings: the same `n` for every part and every engine.
+fn queries(synth: &Synth, n: usize) -> Vec<Vec<f32>> {
+    let mut rng = Rng(7);
+    (0..n).map(|_| synth.embedding(&mut rng)).collect()
+}
+
 /// Recall@10 and latency of HNSW against exact search (the baseline), unfiltered at
 /// several `ef` and under filters.
-fn recall(vectors: &mut VectorIndex, synth: &Synth, n_queries: usize) {
-    // Recall and latency against exact search.
-    let mut rng = Rng(7);
-    let queries: Vec<Vec<f32>> = (0..n_queries).map(|_| synth.embedding(&mut rng)).collect();
+fn recall(vectors: &mut VectorIndex, queries: &[Vec<f32>]) {
     let t = Instant::now();
     let truth: Vec<Vec<i64>> = queries
         .iter()
@@ -364,18 +362,12 @@ fn recall(vectors: &mut VectorIndex, synth: &Synth, n_queries: usize) {
         .collect();
     let exact_ms = t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64;
     println!("  exact search (baseline): {exact_ms:.2} ms/query");
-    for ef in [32usize, 64, 96, 128, 256] {
+    for ef in super::bench_engines::EFS {
         vectors.set_ef_search(ef);
-        let t = Instant::now();
-        let mut hits = 0usize;
-        for (q, want) in queries.iter().zip(&truth) {
-            let got = vectors.search(q, 10, None);
-            hits += got.iter().filter(|(i, _)| want.contains(i)).count();
-        }
-        let ms = t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64;
+        let (r, ms, _) =
+            super::bench_engines::timed(queries, &truth, |q| vectors.search(q, 10, None));
         println!(
-            "  hnsw ef={ef:>3}: recall@10 {:.3}, {ms:.3} ms/query ({:.0}x faster than exact)",
-            hits as f64 / (10 * queries.len()) as f64,
+            "  hnsw ef={ef:>3}: recall@10 {r:.3}, {ms:.3} ms/query ({:.0}x faster than exact)",
             exact_ms / ms.max(1e-9)
         );
     }

@@ -46,6 +46,9 @@ enum Command {
     /// Ingest a directory or a JSONL manifest into the catalogue and update the indexes.
     #[command(long_about = cmd::index::LONG_ABOUT)]
     Index(cmd::index::Args),
+    /// Work the Postgres analysis queue: claim jobs, analyse, write (run many, anywhere).
+    #[command(long_about = cmd::worker::LONG_ABOUT)]
+    Worker(cmd::worker::Args),
     /// List items that failed to ingest and have not gone in since.
     Errors(cmd::errors::Args),
     /// Refit the embedding space and rebuild the HNSW and text indexes from the store.
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd::bench::run(a),
         Command::BenchIndex(a) => cmd::bench_index::run(a),
         Command::Index(a) => cmd::index::run(a),
+        Command::Worker(a) => cmd::worker::run(a),
         Command::Errors(a) => cmd::errors::run(a),
         Command::Reindex(a) => cmd::reindex::run(a),
         Command::Serve(a) => cmd::serve::run(a),

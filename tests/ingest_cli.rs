@@ -508,3 +508,286 @@ fn postgres_concurrent_runs_wait_and_do_not_duplicate() {
     assert_eq!(ia, ib);
     assert_eq!(ia.len(), 62);
 }
+
+/// `motif index --status RUN --json` on `db`.
+fn run_status(db: &str, run: i64, cwd: &Path) -> Value {
+    let out = motif(
+        &[
+            "index",
+            "--status",
+            &run.to_string(),
+            "--database",
+            db,
+            "--json",
+        ],
+        cwd,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    summary(&out)
+}
+
+/// (external_id, features, embedding) of every analysis: the analysis itself, bit for bit.
+async fn analysis_rows(url: &str) -> BTreeSet<(String, Vec<u8>, Vec<u8>)> {
+    let cat = Catalog::open(url).await.unwrap();
+    let q = "SELECT t.external_id, a.features, a.embedding FROM tracks t \
+             JOIN analyses a ON a.track_id = t.id";
+    let rows: Vec<(String, Vec<u8>, Vec<u8>)> = match &cat {
+        Catalog::Postgres(p) => sqlx::query_as(q).fetch_all(p).await.unwrap(),
+        Catalog::Sqlite(p) => sqlx::query_as(q).fetch_all(p).await.unwrap(),
+    };
+    cat.close().await;
+    rows.into_iter().collect()
+}
+
+fn spawn_worker(db: &str, media_root: &Path, cwd: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_motif"))
+        .args([
+            "worker",
+            "--database",
+            db,
+            "--media-root",
+            &media_root.display().to_string(),
+            "-j",
+            "1",
+            "--claim-batch",
+            "1",
+            "--lease-secs",
+            "2",
+        ])
+        .arg("--json")
+        .current_dir(cwd)
+        .env_remove("MOTIF_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Jobs `pid`'s worker holds now (lease owners are `host:pid:...`).
+async fn held_by(db: &str, pid: u32) -> Vec<i64> {
+    let cat = Catalog::open(db).await.unwrap();
+    let Catalog::Postgres(p) = &cat else {
+        unreachable!()
+    };
+    let ids = sqlx::query_scalar(
+        "SELECT id FROM analysis_jobs WHERE state = 'running' AND split_part(lease_owner, ':', 2) = $1",
+    )
+    .bind(pid.to_string())
+    .fetch_all(p)
+    .await
+    .unwrap();
+    cat.close().await;
+    ids
+}
+
+/// `workers` `motif worker` processes over one delivery planned by `motif index
+/// --enqueue`; with `kill_one`, the first is killed -9 while it holds a job. The store
+/// must equal a one-process (SQLite, in-process) run's, analyses bit for bit, and a
+/// replay must find nothing to do.
+fn workers_equal_one_process(workers: usize, kill_one: bool) {
+    let mut place = Place::new("workers");
+    let manifest = big_manifest(&place.dir, 2);
+    let m = manifest.display().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    let ref_db = place.database("sqlite", "reference");
+    let ref_data = place.dir.join("ref-data").display().to_string();
+    let out = motif(
+        &[
+            "index",
+            &m,
+            "--database",
+            &ref_db,
+            "--data-dir",
+            &ref_data,
+            "--json",
+        ],
+        &place.dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let db = place.database("postgres", "queued");
+    let data = place.dir.join("data").display().to_string();
+    let root = place.dir.display().to_string();
+    let out = motif(
+        &[
+            "index",
+            &m,
+            "--database",
+            &db,
+            "--data-dir",
+            &data,
+            "--enqueue",
+            "--media-root",
+            &root,
+            "--json",
+        ],
+        &place.dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let planned = summary(&out);
+    assert_eq!(planned["queued_jobs"], 62);
+    let run = planned["run_id"].as_i64().unwrap();
+    assert_eq!(run_status(&db, run, &place.dir)["run"]["status"], "queued");
+
+    let mut children: Vec<_> = (0..workers)
+        .map(|_| spawn_worker(&db, &place.dir, &place.dir))
+        .collect();
+    let mut taken_over = Vec::new();
+    if kill_one {
+        let pid = children[0].id();
+        let held = loop {
+            let held = rt.block_on(held_by(&db, pid));
+            if !held.is_empty() {
+                break held;
+            }
+            assert!(
+                children[0].try_wait().unwrap().is_none(),
+                "the worker to kill is alive"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        children[0].kill().unwrap(); // SIGKILL, mid-job
+        children[0].wait().unwrap();
+        children.remove(0);
+        taken_over = held;
+    }
+    let mut polls = 0;
+    let status = loop {
+        let s = run_status(&db, run, &place.dir);
+        if s["run"]["status"] == "finished" {
+            break s;
+        }
+        polls += 1;
+        assert!(polls < 1200, "the run finished: {s}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(status["jobs"]["done"], 62, "{status}");
+    assert_eq!(status["jobs"]["failed"], 0, "{status}");
+    assert_eq!(status["run"]["new"], 62, "{status}");
+    assert_eq!(status["run"]["analysed"], 62, "{status}");
+    assert!(status["jobs"]["tracks_per_s"].as_f64().unwrap() > 0.0);
+
+    // SIGTERM: the survivors stop cleanly and say what they did.
+    let mut done_by_survivors = 0;
+    for c in &children {
+        let out = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        done_by_survivors += summary(&out)["done"].as_u64().unwrap();
+    }
+    assert!(done_by_survivors > 0 && done_by_survivors <= 62);
+
+    let (want, want_n) = rt.block_on(store_rows(&ref_db));
+    let (got, got_n) = rt.block_on(store_rows(&db));
+    assert_eq!((got_n, want_n), (62, 62), "no duplicate, no missing track");
+    assert_eq!(got, want, "the store equals a one-process run's");
+    assert_eq!(
+        rt.block_on(analysis_rows(&db)),
+        rt.block_on(analysis_rows(&ref_db)),
+        "the analyses are the same, bit for bit"
+    );
+    if kill_one {
+        // The killed worker's job was taken over after its lease expired and finished.
+        let cat = rt.block_on(Catalog::open(&db)).unwrap();
+        let Catalog::Postgres(p) = &cat else {
+            unreachable!()
+        };
+        let ends: Vec<(String, i32)> = rt
+            .block_on(
+                sqlx::query_as("SELECT state, attempts FROM analysis_jobs WHERE id = ANY($1)")
+                    .bind(&taken_over)
+                    .fetch_all(p),
+            )
+            .unwrap();
+        assert!(
+            !ends.is_empty() && ends.iter().all(|(s, a)| s == "done" && *a >= 2),
+            "{ends:?}"
+        );
+    }
+
+    // A one-process replay finds the work done and brings this folder's indexes up.
+    let out = motif(
+        &[
+            "index",
+            &m,
+            "--database",
+            &db,
+            "--data-dir",
+            &data,
+            "--json",
+        ],
+        &place.dir,
+    );
+    let s = summary(&out);
+    assert_eq!(
+        (s["analysed"].as_u64(), s["unchanged"].as_u64()),
+        (Some(0), Some(62))
+    );
+    let ids = rt.block_on(indexed_external_ids(&db, Path::new(&data)));
+    assert_eq!(ids.len(), 62);
+}
+
+#[test]
+fn postgres_three_workers_one_killed_nine_equal_one_process() {
+    workers_equal_one_process(3, true);
+}
+
+#[test]
+fn postgres_one_worker_equals_one_process() {
+    workers_equal_one_process(1, false);
+}
+
+#[test]
+fn postgres_two_workers_equal_one_process() {
+    workers_equal_one_process(2, false);
+}
+
+/// `motif worker` refuses SQLite and a missing media root with a clear error.
+#[test]
+fn worker_refuses_bad_setups() {
+    let place = Place::new("worker-bad");
+    let out = motif(
+        &["worker", "--database", "x.db", "--media-root", "."],
+        &place.dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lives in Postgres"));
+    let out = motif(
+        &[
+            "worker",
+            "--database",
+            "postgres://postgres@127.0.0.1:5432/test",
+            "--media-root",
+            "/no/such/dir",
+        ],
+        &place.dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--media-root"));
+}

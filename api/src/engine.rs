@@ -75,6 +75,16 @@ struct StoreView {
     /// The last refresh's error, when it failed.
     error: Option<String>,
     index: IndexFacts,
+    /// With a replica: the primary's change sequence and the replica's lag, as of the
+    /// last refresh (the indexes follow the replica, so they can be no fresher than it).
+    primary: Option<PrimaryFacts>,
+}
+
+/// What a refresh saw of the primary when queries read a replica.
+#[derive(Debug, Clone, Copy)]
+struct PrimaryFacts {
+    seq: i64,
+    lag: Option<indexer::catalog::ReplicaLag>,
 }
 
 /// Sizes and sequence of the indexes after the last change applied to them.
@@ -109,6 +119,8 @@ pub struct Engine {
     /// The store for writes (uploads, ingests, takedowns): on Postgres a pool of its own,
     /// so writers waiting for the run lock cannot take every reader's connection.
     pub writer: Catalog,
+    /// `catalog` is a streaming replica of `writer` (`motif serve --replica`).
+    replica: bool,
     store_view: Mutex<StoreView>,
     /// Behind an `Arc` so a refresh can apply changes on a blocking thread, off the
     /// async workers that answer requests.
@@ -152,6 +164,19 @@ pub const MAX_COPIES_LISTED: usize = 100;
 impl Engine {
     /// Claims the data folder's indexes, opens them and catches up with the store.
     pub async fn open(catalog: Catalog, data_dir: &Path, limits: Limits) -> ApiResult<Engine> {
+        Engine::open_split(catalog.clone(), catalog, false, data_dir, limits).await
+    }
+
+    /// [`open`](Self::open) with reads (queries, catch-up) on `catalog` and writes on
+    /// `writer`; `replica`: `catalog` is a streaming replica of `writer`, whose lag health
+    /// reports.
+    pub async fn open_split(
+        catalog: Catalog,
+        writer: Catalog,
+        replica: bool,
+        data_dir: &Path,
+        limits: Limits,
+    ) -> ApiResult<Engine> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| not_ready(format!("creating data dir {}: {e}", data_dir.display())))?;
         let lock = IndexLock::try_acquire(data_dir)?.ok_or_else(|| {
@@ -180,7 +205,7 @@ impl Engine {
             indexes.vectors.engine(),
             indexes.vectors.len()
         );
-        let closed = catalog
+        let closed = writer
             .close_interrupted_runs(&indexer::pipeline::run_lock_file(data_dir))
             .await?;
         if closed > 0 {
@@ -192,9 +217,11 @@ impl Engine {
             at: Instant::now(),
             error: None,
             index: IndexFacts::of(&indexes),
+            primary: None,
         });
         Ok(Engine {
-            writer: catalog.clone(),
+            replica,
+            writer,
             store_view,
             catalog,
             indexes: Arc::new(RwLock::new(indexes)),
@@ -224,7 +251,14 @@ impl Engine {
     /// process writing the same store). Returns how many were applied.
     pub async fn refresh(&self) -> ApiResult<u64> {
         let outcome = self.refresh_steps().await;
+        let primary = match (&outcome, self.replica) {
+            (Ok(_), true) => self.primary_facts().await,
+            _ => None,
+        };
         let mut view = self.view();
+        if primary.is_some() {
+            view.primary = primary;
+        }
         match &outcome {
             Ok(_) => {
                 view.at = Instant::now();
@@ -233,6 +267,14 @@ impl Engine {
             Err(e) => view.error = Some(e.message.clone()),
         }
         outcome
+    }
+
+    /// The primary's change sequence and the replica's lag (`None` when the primary
+    /// cannot be asked now: health then shows the last answer).
+    async fn primary_facts(&self) -> Option<PrimaryFacts> {
+        let seq = self.writer.max_seq().await.ok()?;
+        let lag = self.catalog.replica_lag(&self.writer).await.ok().flatten();
+        Some(PrimaryFacts { seq, lag })
     }
 
     fn view(&self) -> std::sync::MutexGuard<'_, StoreView> {
@@ -297,14 +339,25 @@ impl Engine {
             .with_details(json!({ "last_error": view.error, "seconds": age })));
         }
         let ix = view.index;
+        // Caught up with the store read as of the last refresh (see `StoreView`); with a
+        // replica, the primary may be ahead of both.
+        let store_seq = view.primary.map_or(ix.seq, |p| p.seq.max(ix.seq));
+        let replica = view.primary.map(|p| {
+            json!({
+                "lag_bytes": p.lag.map(|l| l.bytes),
+                "lag_seconds": p.lag.map(|l| l.seconds),
+                "in_recovery": p.lag.map(|l| l.in_recovery),
+            })
+        });
         Ok(json!({
             "status": "ok",
             "store_checked_ms_ago": view.at.elapsed().as_millis() as u64,
             "backend": self.catalog.backend(),
-            // Caught up with the store as of the last refresh (see `StoreView`).
-            "store_seq": ix.seq,
+            "store_seq": store_seq,
             "index_seq": ix.seq,
-            "lag": 0,
+            // Changes written to the store (the primary's) not yet in the indexes.
+            "lag": store_seq - ix.seq,
+            "replica": replica,
             "indexed": {
                 "vectors": ix.vectors,
                 "text": ix.text,

@@ -170,7 +170,7 @@ pub static ROUTES: &[Route] = &[
     Route { method: "POST", path: "/v1/tracks", summary: "Add or replace one track: multipart `audio` plus `metadata` (a manifest line's fields)", query: &[], body: Some(("multipart/form-data", "audio: the file; metadata: {\"external_id\", \"title\", \"artists\", \"album\", \"genre\", \"release_date\", \"tags\", \"isrc\"}")), needs_token: true, max_body: BodyLimit::Upload, handler: h!(track_post) },
     Route { method: "DELETE", path: "/v1/tracks/{id}", summary: "Take a track down: it leaves every answer before this returns", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, handler: h!(track_delete) },
     Route { method: "POST", path: "/v1/ingest", summary: "Run the ingestion pipeline on a JSONL manifest (paths under the server's ingest root); answers with the run id", query: &[], body: Some(("application/x-ndjson", "one manifest object per line")), needs_token: true, max_body: BodyLimit::Upload, handler: h!(ingest_post) },
-    Route { method: "GET", path: "/v1/ingest/{run}", summary: "An ingest run: status, counts and its item errors (needs the token: errors name server files)", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, handler: h!(ingest_get) },
+    Route { method: "GET", path: "/v1/ingest/{run}", summary: "An ingest run: status, counts, its analysis jobs queued / running / done / failed with the rate (Postgres), and its item errors (needs the token: errors name server files)", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, handler: h!(ingest_get) },
 ];
 
 /// Largest JSON body.
@@ -708,7 +708,12 @@ async fn ingest_get(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
         .await?
         .ok_or_else(|| ApiError::new(404, "unknown_run", format!("no ingest run {run}")))?;
     let errors = st.engine.writer.open_errors(Some(run), 1000).await?;
-    ok(json!({ "run": row, "errors": errors }))
+    // On Postgres a run's analysis is queued work: its jobs by state and the rate.
+    let jobs = match st.engine.writer.job_queue() {
+        Some(q) => Some(q.counts(run).await?),
+        None => None,
+    };
+    ok(json!({ "run": row, "jobs": jobs, "errors": errors }))
 }
 
 /// The OpenAPI 3 document, generated from [`ROUTES`].

@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod derived;
 pub mod filter;
+pub mod jobs;
 pub mod manifest;
 pub mod pipeline;
 pub mod recordings;
@@ -18,6 +19,7 @@ pub mod source;
 pub mod synthetic;
 pub mod text;
 pub mod vectors;
+pub mod worker;
 
 pub use catalog::Catalog;
 pub use embeddings::Analysis;

@@ -24,11 +24,14 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use crate::catalog::{
-    AnalysisRow, Catalog, CatalogError, ItemError, RunCounts, TrackMeta, TrackState, TrackWrite,
+    AnalysisRow, Catalog, CatalogError, ErrorRow, ItemError, JobQueue, NewJob, RetryPolicy,
+    RunCounts, RunRow, TrackMeta, TrackState, TrackWrite,
 };
 use crate::derived::{CatchUp, DerivedError, DerivedIndexes, IndexLock};
+use crate::jobs::JobSpec;
 use crate::source::{self, InputError, Item};
 use crate::vectors::{Engine, HnswParams};
+use crate::worker::{Until, Worker, WorkerConfig};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -50,6 +53,32 @@ pub struct Options {
     /// Called with the run id as soon as the run is registered (HTTP ingestion answers
     /// with it before the run ends).
     pub on_start: Option<RunStarted>,
+    /// Postgres: the folder queued jobs name their audio relative to (workers are given
+    /// theirs with `motif worker --media-root`); default the input's root.
+    pub media_root: Option<PathBuf>,
+    /// Postgres: plan the delivery into jobs and return, leaving the analysis to
+    /// `motif worker`s (the run stays `queued` until its last job ends).
+    pub enqueue_only: bool,
+    /// Postgres: how this run's own worker claims and retries (lease, batch, attempts).
+    pub queue: QueueOptions,
+}
+
+/// How a run on Postgres works its queued jobs itself.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueOptions {
+    pub lease: Duration,
+    pub claim_batch: usize,
+    pub retry: RetryPolicy,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            lease: Duration::from_secs(60),
+            claim_batch: 2,
+            retry: RetryPolicy::default(),
+        }
+    }
 }
 
 /// A callback receiving a run's id when it starts.
@@ -73,6 +102,9 @@ impl Default for Options {
             vector_engine: Engine::default(),
             progress: ProgressBar::hidden(),
             on_start: None,
+            media_root: None,
+            enqueue_only: false,
+            queue: QueueOptions::default(),
         }
     }
 }
@@ -99,6 +131,9 @@ pub struct Summary {
     /// Active tracks in the vector and text indexes after the run.
     pub indexed_vectors: usize,
     pub indexed_text: u64,
+    /// Jobs this run put on the analysis queue (Postgres; 0 on SQLite, which analyses in
+    /// the run's own process).
+    pub queued_jobs: u64,
 }
 
 /// An item error as the summary reports it.
@@ -320,7 +355,262 @@ async fn run_locked(
         succeeded.push(w.meta.external_id.clone());
     }
 
-    // Analyse in parallel; results stream through a bounded channel into batched writes.
+    let mut queued_jobs = 0;
+    if let Some(queue) = catalog.job_queue() {
+        let root = opts
+            .media_root
+            .clone()
+            .unwrap_or_else(|| input.root.clone());
+        let planned = Planned {
+            run_id,
+            counts,
+            errors,
+            succeeded,
+            existing,
+        };
+        let worked = analyse_on_queue(catalog, &queue, planned, work, &root, opts).await?;
+        if opts.enqueue_only && worked.jobs > 0 {
+            return Ok(enqueued_summary(
+                catalog,
+                input.describe,
+                worked,
+                stale,
+                opts,
+                started,
+            ));
+        }
+        queued_jobs = worked.jobs;
+        counts = worked.counts;
+        errors = worked.errors;
+    } else {
+        analyse_here(
+            catalog,
+            work,
+            space,
+            &existing,
+            opts,
+            started,
+            &mut counts,
+            &mut errors,
+            &mut succeeded,
+        )
+        .await?;
+        catalog.resolve_errors(&succeeded).await?;
+        catalog.record_errors(run_id, &errors).await?;
+    }
+
+    // Bring the derived indexes up to the store, unless a running server holds them.
+    let (index, indexed_vectors, indexed_text) = catch_up(catalog, data_dir, opts).await?;
+    catalog.finish_run(run_id, &counts).await?;
+
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let x_realtime = counts.audio_seconds / elapsed_s.max(1e-9);
+    let jobs = opts.jobs.max(1);
+    Ok(Summary {
+        run_id,
+        backend: catalog.backend(),
+        input: input.describe,
+        stale,
+        errors: errors.iter().map(ItemErrorJson::from).collect(),
+        elapsed_s,
+        x_realtime,
+        x_realtime_per_core: x_realtime / jobs as f64,
+        jobs,
+        indexed_vectors,
+        indexed_text,
+        index,
+        counts,
+        queued_jobs,
+    })
+}
+
+/// What planning decided before the analysis, for the queue path.
+struct Planned {
+    run_id: i64,
+    counts: RunCounts,
+    errors: Vec<ItemError>,
+    /// External ids written or taken down without analysis.
+    succeeded: Vec<String>,
+    /// External ids stored before the run (their writes are updates).
+    existing: std::collections::HashSet<String>,
+}
+
+/// What the queue path leaves for the summary.
+struct Worked {
+    run_id: i64,
+    jobs: u64,
+    counts: RunCounts,
+    errors: Vec<ItemError>,
+}
+
+/// Postgres: the tracks to analyse become queued jobs (with the planner's counts and
+/// errors, in the store before any job can end); then, unless `enqueue_only`, this process
+/// works its own run's jobs, with any `motif worker`s, until none is pending. The counts
+/// and errors returned are the store's: the planner's plus every job's end.
+async fn analyse_on_queue(
+    catalog: &Catalog,
+    queue: &JobQueue,
+    mut p: Planned,
+    work: Vec<(TrackMeta, (String, String), PathBuf)>,
+    media_root: &Path,
+    opts: &Options,
+) -> Result<Worked> {
+    let media_root = media_root
+        .canonicalize()
+        .map_err(|e| PipelineError::Input(InputError::Io(media_root.to_path_buf(), e)))?;
+    let mut jobs = Vec::with_capacity(work.len());
+    for (meta, (meta_hash, hash), path) in work {
+        let external_id = meta.external_id.clone();
+        let source = meta.source.clone();
+        match JobSpec::new(meta, meta_hash, hash, &path, &media_root) {
+            Ok(spec) => jobs.push(NewJob {
+                existing: p.existing.contains(&external_id),
+                external_id,
+                spec: spec.to_json(),
+            }),
+            Err(e) => {
+                p.counts.failed += 1;
+                p.errors.push(ItemError {
+                    external_id: Some(external_id),
+                    source: Some(source),
+                    line: None,
+                    kind: "outside_media_root".into(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    catalog.resolve_errors(&p.succeeded).await?;
+    catalog.record_errors(p.run_id, &p.errors).await?;
+    let n = queue
+        .enqueue(p.run_id, &p.counts, opts.enqueue_only, &jobs)
+        .await?;
+    if n > 0 && !opts.enqueue_only {
+        opts.progress.set_length(n);
+        opts.progress.set_position(0);
+        opts.progress.set_message("analysing");
+        let config = WorkerConfig {
+            analysis: opts.analysis.clone(),
+            lease: opts.queue.lease,
+            claim_batch: opts.queue.claim_batch,
+            retry: opts.queue.retry,
+            run: Some(p.run_id),
+            ..WorkerConfig::new(worker_name(p.run_id), media_root)
+        };
+        let never = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let worker = Worker::new(catalog.clone(), config, never)
+            .map_err(|e| PipelineError::Workers(e.to_string()))?
+            .with_progress(opts.progress.clone());
+        std::sync::Arc::new(worker)
+            .run(opts.jobs.max(1), Until::RunDone(p.run_id))
+            .await;
+        opts.progress.finish_and_clear();
+    }
+    let row = catalog
+        .run(p.run_id)
+        .await?
+        .ok_or_else(|| CatalogError::Corrupt(format!("run {} vanished", p.run_id)))?;
+    let errors = catalog.open_errors(Some(p.run_id), i64::MAX).await?;
+    Ok(Worked {
+        run_id: p.run_id,
+        jobs: n,
+        counts: counts_of(&row),
+        errors: errors.iter().map(error_of).collect(),
+    })
+}
+
+/// The summary of a run planned for workers: nothing analysed here, indexes left to the
+/// servers (which catch up from the store as workers write).
+fn enqueued_summary(
+    catalog: &Catalog,
+    input: String,
+    w: Worked,
+    stale: u64,
+    opts: &Options,
+    started: Instant,
+) -> Summary {
+    Summary {
+        run_id: w.run_id,
+        backend: catalog.backend(),
+        input,
+        counts: w.counts,
+        stale,
+        errors: w.errors.iter().map(ItemErrorJson::from).collect(),
+        elapsed_s: started.elapsed().as_secs_f64(),
+        x_realtime: 0.0,
+        x_realtime_per_core: 0.0,
+        jobs: opts.jobs.max(1),
+        index: CatchUp {
+            skipped: Some(format!(
+                "{} jobs queued for `motif worker`s; servers catch up as they write",
+                w.jobs
+            )),
+            ..CatchUp::default()
+        },
+        indexed_vectors: 0,
+        indexed_text: 0,
+        queued_jobs: w.jobs,
+    }
+}
+
+/// A lease owner name unique to this process and run: host, process id, run.
+fn worker_name(run: i64) -> String {
+    format!("{}:{}:index-run-{run}", host_name(), std::process::id())
+}
+
+/// This machine's name (for lease owners), `localhost` when unknown.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn counts_of(r: &RunRow) -> RunCounts {
+    RunCounts {
+        seen: r.seen as u64,
+        new: r.new as u64,
+        updated: r.updated as u64,
+        unchanged: r.unchanged as u64,
+        taken_down: r.taken_down as u64,
+        failed: r.failed as u64,
+        analysed: r.analysed as u64,
+        audio_seconds: r.audio_seconds,
+    }
+}
+
+fn error_of(e: &ErrorRow) -> ItemError {
+    ItemError {
+        external_id: e.external_id.clone(),
+        source: e.source.clone(),
+        line: e.line,
+        kind: e.kind.clone(),
+        message: e.message.clone(),
+    }
+}
+
+/// SQLite: analyse in this process, in parallel on a rayon pool behind a panic boundary;
+/// results stream through a bounded channel into batched writes.
+#[allow(clippy::too_many_arguments)]
+async fn analyse_here(
+    catalog: &Catalog,
+    work: Vec<(TrackMeta, (String, String), PathBuf)>,
+    space: Option<Normalizer>,
+    existing: &std::collections::HashSet<String>,
+    opts: &Options,
+    started: Instant,
+    counts: &mut RunCounts,
+    errors: &mut Vec<ItemError>,
+    succeeded: &mut Vec<String>,
+) -> Result<()> {
+    let tally = |ext: &str, counts: &mut RunCounts| {
+        if existing.contains(ext) {
+            counts.updated += 1;
+        } else {
+            counts.new += 1;
+        }
+    };
     opts.progress.set_length(work.len() as u64);
     opts.progress.set_position(0);
     opts.progress.set_message("analysing");
@@ -382,7 +672,7 @@ async fn run_locked(
             match catalog.write_batch(&batch).await {
                 Ok(_) => {
                     for w in batch.drain(..) {
-                        tally(&w.meta.external_id, &mut counts);
+                        tally(&w.meta.external_id, counts);
                         succeeded.push(w.meta.external_id);
                     }
                 }
@@ -405,12 +695,17 @@ async fn run_locked(
         return Err(e.into());
     }
     opts.progress.finish_and_clear();
+    Ok(())
+}
 
-    catalog.resolve_errors(&succeeded).await?;
-    catalog.record_errors(run_id, &errors).await?;
-
-    // Bring the derived indexes up to the store, unless a running server holds them.
-    let (index, indexed_vectors, indexed_text) = match IndexLock::try_acquire(data_dir)? {
+/// Brings the derived indexes of `data_dir` up to the store, unless a running server
+/// holds them: (what the catch-up did, vectors, text documents).
+async fn catch_up(
+    catalog: &Catalog,
+    data_dir: &Path,
+    opts: &Options,
+) -> Result<(CatchUp, usize, u64)> {
+    Ok(match IndexLock::try_acquire(data_dir)? {
         Some(_lock) => {
             let mut indexes = DerivedIndexes::open(
                 data_dir,
@@ -432,25 +727,6 @@ async fn run_locked(
             0,
             0,
         ),
-    };
-    catalog.finish_run(run_id, &counts).await?;
-
-    let elapsed_s = started.elapsed().as_secs_f64();
-    let x_realtime = counts.audio_seconds / elapsed_s.max(1e-9);
-    Ok(Summary {
-        run_id,
-        backend: catalog.backend(),
-        input: input.describe,
-        stale,
-        errors: errors.iter().map(ItemErrorJson::from).collect(),
-        elapsed_s,
-        x_realtime,
-        x_realtime_per_core: x_realtime / jobs as f64,
-        jobs,
-        indexed_vectors,
-        indexed_text,
-        index,
-        counts,
     })
 }
 

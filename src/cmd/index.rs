@@ -30,7 +30,19 @@ Exit code: 0 when every item went in, 2 when some failed, 1 on a fatal error.";
 #[derive(clap::Args)]
 pub struct Args {
     /// Directory, audio file or JSONL manifest.
-    pub input: PathBuf,
+    #[arg(required_unless_present = "status")]
+    pub input: Option<PathBuf>,
+    /// Show a run instead: its status, counts, and on Postgres its jobs queued / running /
+    /// done / failed and the rate.
+    #[arg(long, value_name = "RUN", conflicts_with = "enqueue")]
+    pub status: Option<i64>,
+    /// Postgres: plan the delivery into queued jobs and exit; `motif worker`s analyse them.
+    #[arg(long)]
+    pub enqueue: bool,
+    /// Postgres: the folder that queued jobs name their audio relative to (workers mount
+    /// it and pass `--media-root`); default: the input's folder.
+    #[arg(long)]
+    pub media_root: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -50,6 +62,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(run) = args.status {
+        return status(&args, run);
+    }
+    let Some(input) = args.input.clone() else {
+        anyhow::bail!("INPUT is required (or --status RUN)");
+    };
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     let jobs = args
         .jobs
@@ -76,11 +94,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         vector_engine: args.vectors.vector_engine,
         progress,
         on_start: None,
+        media_root: args.media_root.clone(),
+        enqueue_only: args.enqueue,
+        ..Options::default()
     };
     let rt = store::runtime()?;
     let summary = rt.block_on(async {
         let catalog = args.store.open().await?;
-        let s = pipeline::run(&catalog, &args.store.data_dir, &args.input, &opts).await;
+        anyhow::ensure!(
+            !args.enqueue || catalog.job_queue().is_some(),
+            "--enqueue needs a Postgres catalogue (--database postgres://...)"
+        );
+        let s = pipeline::run(&catalog, &args.store.data_dir, &input, &opts).await;
         catalog.close().await;
         anyhow::Ok(s?)
     })?;
@@ -111,6 +136,12 @@ fn print_summary(s: &Summary) {
         s.x_realtime_per_core,
         s.jobs
     );
+    if s.queued_jobs > 0 {
+        println!(
+            "{} tracks went through the analysis queue (motif index --status {} shows its jobs)",
+            s.queued_jobs, s.run_id
+        );
+    }
     if s.stale > 0 {
         println!(
             "{} tracks keep an analysis from an older analyser version (--reanalyze redoes them)",
@@ -166,4 +197,42 @@ fn print_errors(s: &Summary) {
     if s.errors.len() > 20 {
         println!("  ... and {} more (motif errors)", s.errors.len() - 20);
     }
+}
+
+/// `motif index --status RUN`: the run's row and, on Postgres, its jobs by state.
+fn status(args: &Args, run: i64) -> anyhow::Result<ExitCode> {
+    let rt = store::runtime()?;
+    let (row, jobs) = rt.block_on(async {
+        let catalog = args.store.open().await?;
+        let row = catalog.run(run).await?;
+        let jobs = match catalog.job_queue() {
+            Some(q) if row.is_some() => Some(q.counts(run).await?),
+            _ => None,
+        };
+        catalog.close().await;
+        anyhow::Ok((row, jobs))
+    })?;
+    let Some(row) = row else {
+        eprintln!("motif: no ingest run {run}");
+        return Ok(ExitCode::from(1));
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "run": row, "jobs": jobs }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "run {} ({}): {}; seen {}, new {}, updated {}, unchanged {}, taken down {}, failed {}, analysed {}",
+        row.id, row.input, row.status, row.seen, row.new, row.updated, row.unchanged,
+        row.taken_down, row.failed, row.analysed
+    );
+    if let Some(j) = jobs {
+        println!(
+            "jobs: {} queued, {} running, {} done, {} failed ({} superseded); {:.2} tracks/s, {:.0}x realtime",
+            j.queued, j.running, j.done, j.failed, j.superseded, j.tracks_per_s, j.x_realtime
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

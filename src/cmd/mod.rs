@@ -10,3 +10,4 @@ pub mod quickstart;
 pub mod reindex;
 pub mod serve;
 pub mod store;
+pub mod worker;

@@ -44,6 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let serve_args = serve::Args {
         store: store.clone(),
         vectors: Default::default(),
+        replica: None,
         bind: args.bind.clone(),
         token: Some(token.clone()),
         ingest_root: Some(music.clone()),

@@ -22,6 +22,10 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub vectors: VectorArgs,
+    /// A streaming replica of the `--database` primary (`postgres://...`): queries and the
+    /// indexes' catch-up read it, writes go to the primary; `/v1/health` reports its lag.
+    #[arg(long, env = "MOTIF_REPLICA_URL")]
+    pub replica: Option<String>,
     /// Address to listen on (port 0 picks a free port, printed at start-up).
     #[arg(long, env = "MOTIF_BIND", default_value = "127.0.0.1:7878")]
     pub bind: String,
@@ -130,7 +134,10 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     api::http::block_on(async move {
-        let engine = open_engine(&args.store, args.vectors).await?;
+        let engine = match &args.replica {
+            Some(r) => open_replica_engine(&args.store, r, args.vectors).await?,
+            None => open_engine(&args.store, args.vectors).await?,
+        };
         serve(engine, config, &args.bind, |_, _| {}).await
     })
 }
@@ -164,6 +171,41 @@ pub async fn open_engine(store: &StoreArgs, vectors: VectorArgs) -> anyhow::Resu
         .await
         .context("opening the indexes")?
         .with_writer(writer);
+    crate::release_free_memory();
+    Ok(Arc::new(engine))
+}
+
+/// [`open_engine`] reading a streaming replica: the primary (`--database`) is opened
+/// first, for writes and its migrations; then the replica, for queries and catch-up.
+pub async fn open_replica_engine(
+    store: &StoreArgs,
+    replica: &str,
+    vectors: VectorArgs,
+) -> anyhow::Result<Arc<Engine>> {
+    let writers = PoolSize {
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(10),
+    };
+    let writer = store.open_with(writers).await?;
+    anyhow::ensure!(
+        writer.job_queue().is_some(),
+        "--replica needs a Postgres primary (--database postgres://...)"
+    );
+    eprintln!("motif: reading from replica {}", redact(replica));
+    let readers = PoolSize {
+        max_connections: 8,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let catalog = Catalog::open_replica(replica, readers)
+        .await
+        .with_context(|| format!("opening the replica at {}", redact(replica)))?;
+    let limits = Limits {
+        vector_engine: vectors.vector_engine,
+        ..Limits::default()
+    };
+    let engine = Engine::open_split(catalog, writer, true, &store.data_dir, limits)
+        .await
+        .context("opening the indexes")?;
     crate::release_free_memory();
     Ok(Arc::new(engine))
 }

@@ -8,12 +8,14 @@
 //! transaction per batch, so a crash leaves whole batches or nothing.
 
 mod postgres;
+pub mod queue;
 pub mod rows;
 mod sqlite;
 
 use std::collections::HashMap;
 use std::path::Path;
 
+pub use queue::{ClaimedJob, Completed, JobCounts, JobFailure, JobQueue, NewJob, RetryPolicy};
 pub use rows::{
     AnalysisRow, Change, ErrorRow, ItemError, RunCounts, RunRow, TagLink, TagScore, TrackDetail,
     TrackExtra, TrackMeta, TrackState, TrackWrite, WrittenTrack,
@@ -108,6 +110,17 @@ impl Default for PoolSize {
     }
 }
 
+/// How far a streaming replica is behind its primary (`motif serve --replica`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ReplicaLag {
+    /// The replica is a standby replaying the primary's WAL (false: not a replica).
+    pub in_recovery: bool,
+    /// WAL bytes the primary has written that the replica has not replayed.
+    pub bytes: i64,
+    /// Age of the last transaction replayed, while bytes remain (0 when caught up).
+    pub seconds: f64,
+}
+
 /// Held while an ingest run writes: a second `motif index` against the same store waits
 /// for the first to finish (then finds its work done) instead of racing it.
 pub enum RunLock {
@@ -165,6 +178,38 @@ impl Catalog {
             Ok(Catalog::Sqlite(sqlite::open(Path::new(url)).await?))
         } else {
             Err(CatalogError::Url(url.to_string()))
+        }
+    }
+
+    /// The analysis work queue: Postgres only (`None` on SQLite, whose runs analyse in
+    /// their own process).
+    pub fn job_queue(&self) -> Option<JobQueue> {
+        match self {
+            Catalog::Postgres(p) => Some(JobQueue::new(p.clone())),
+            Catalog::Sqlite(_) => None,
+        }
+    }
+
+    /// Opens a streaming replica of a Postgres primary for reads: no migrations (a
+    /// standby is read only); fails when the replica lacks the schema's migrations.
+    pub async fn open_replica(url: &str, pool: PoolSize) -> Result<Catalog> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Catalog::Postgres(postgres::open_replica(url, pool).await?))
+        } else {
+            Err(CatalogError::Url(format!(
+                "{url} (a replica is a Postgres standby: postgres://...)"
+            )))
+        }
+    }
+
+    /// How far this store (a replica) is behind `primary`; `None` unless both are
+    /// Postgres.
+    pub async fn replica_lag(&self, primary: &Catalog) -> Result<Option<ReplicaLag>> {
+        match (self, primary) {
+            (Catalog::Postgres(r), Catalog::Postgres(p)) => {
+                Ok(Some(postgres::replica_lag(r, p).await?))
+            }
+            _ => Ok(None),
         }
     }
 

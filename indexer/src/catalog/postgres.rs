@@ -43,6 +43,66 @@ pub(super) async fn open(url: &str, pool: super::PoolSize) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// A pool on a streaming replica (a hot standby): read only, so no migrations; the
+/// schema must have arrived from the primary already (open the primary first).
+pub(super) async fn open_replica(url: &str, pool: super::PoolSize) -> Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(pool.max_connections)
+        .acquire_timeout(pool.acquire_timeout)
+        .connect(url)
+        .await?;
+    let want = sqlx::migrate!("../migrations/postgres").iter().count() as i64;
+    let have: Option<i64> = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM _sqlx_migrations WHERE success          AND to_regclass('_sqlx_migrations') IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .ok();
+    if have.unwrap_or(0) < want {
+        return Err(super::CatalogError::Corrupt(format!(
+            "the replica has {} of the schema's {want} migrations: is it a replica of this \
+             primary, and has it caught up?",
+            have.unwrap_or(0)
+        )));
+    }
+    Ok(pool)
+}
+
+/// How far `replica` is behind `primary`: bytes of WAL not yet replayed, and the age of
+/// the last replayed transaction when some remain (0 when it has replayed everything:
+/// an idle primary writes no transactions to be late for).
+pub(super) async fn replica_lag(replica: &PgPool, primary: &PgPool) -> Result<super::ReplicaLag> {
+    let (in_recovery, replayed, age): (bool, Option<String>, Option<f64>) = sqlx::query_as(
+        "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, \
+         EXTRACT(EPOCH FROM (clock_timestamp() - pg_last_xact_replay_timestamp()))::float8",
+    )
+    .fetch_one(replica)
+    .await?;
+    let Some(replayed) = replayed.filter(|_| in_recovery) else {
+        // Not a standby (the primary itself, say): nothing to be behind.
+        return Ok(super::ReplicaLag {
+            in_recovery,
+            bytes: 0,
+            seconds: 0.0,
+        });
+    };
+    let bytes: f64 =
+        sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8")
+            .bind(&replayed)
+            .fetch_one(primary)
+            .await?;
+    let bytes = bytes.max(0.0) as i64;
+    Ok(super::ReplicaLag {
+        in_recovery,
+        bytes,
+        seconds: if bytes > 0 {
+            age.unwrap_or(0.0).max(0.0)
+        } else {
+            0.0
+        },
+    })
+}
+
 pub(super) async fn lock_runs(pool: &PgPool) -> Result<super::RunLock> {
     let mut conn = pool.acquire().await?;
     // The lock belongs to the session: a run dropped before `release` (a request whose
@@ -133,7 +193,7 @@ static UPSERT_TRACKS: LazyLock<String> = LazyLock::new(|| {
 
 /// When a batch takes the write lock.
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Locking {
+pub(super) enum Locking {
     /// Just before the tracks upsert, which draws the change numbers, until the commit.
     /// Tags, analyses and links are written before it, so two writers overlap their
     /// work on two server processes and only the last step is taken in turn. Ids of new
@@ -175,10 +235,33 @@ async fn write_batch_locking(
     batch: &[TrackWrite],
     locking: Locking,
 ) -> Result<Option<Vec<WrittenTrack>>> {
-    let now = rows::now_ms();
     let mut tx = pool.begin().await?;
+    match write_in_tx(&mut tx, batch, locking).await? {
+        Some(written) => {
+            tx.commit().await?;
+            Ok(Some(written))
+        }
+        None => {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// The writes of one batch inside a transaction the caller opened and commits (the work
+/// queue adds its jobs' completion to it); `None` when the batch lost a race for a new
+/// track id (see [`Locking`]) and the caller must roll back.
+pub(super) async fn write_in_tx(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &[TrackWrite],
+    locking: Locking,
+) -> Result<Option<Vec<WrittenTrack>>> {
+    let now = rows::now_ms();
+    if batch.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
     if locking == Locking::Early {
-        lock_writes(&mut tx).await?;
+        lock_writes(tx).await?;
     }
 
     // Tag ids for every tag of the batch (new names inserted; sorted, so that two writers
@@ -206,12 +289,12 @@ async fn write_batch_locking(
         )
         .bind(&names)
         .bind(&facets)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let found: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, name FROM tags WHERE name = ANY($1)")
                 .bind(&names)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut **tx)
                 .await?;
         found.into_iter().map(|(i, n)| (n, i)).collect()
     };
@@ -224,7 +307,7 @@ async fn write_batch_locking(
          LEFT JOIN tracks t ON t.external_id = u.ext ORDER BY u.ord",
     )
     .bind(&ext)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     if ids.len() != batch.len() {
         return Err(super::CatalogError::Corrupt(format!(
@@ -234,22 +317,17 @@ async fn write_batch_locking(
         )));
     }
 
-    write_analyses(&mut tx, batch, &ids, &tag_id, now).await?;
-    write_catalog_links(&mut tx, batch, &ids, &tag_id).await?;
+    write_analyses(tx, batch, &ids, &tag_id, now).await?;
+    write_catalog_links(tx, batch, &ids, &tag_id).await?;
 
     // Last, the tracks themselves, drawing change numbers in commit order.
     if locking == Locking::Late {
-        lock_writes(&mut tx).await?;
+        lock_writes(tx).await?;
     }
-    let written = upsert_tracks(&mut tx, batch, &ids, now).await?;
+    let written = upsert_tracks(tx, batch, &ids, now).await?;
     let raced =
         written.len() != ids.len() || written.iter().zip(&ids).any(|(w, (id, _))| w.id != *id);
-    if raced {
-        tx.rollback().await?;
-        return Ok(None);
-    }
-    tx.commit().await?;
-    Ok(Some(written))
+    Ok((!raced).then_some(written))
 }
 
 fn id_of_tag(tag_id: &HashMap<String, i64>, name: &str) -> Result<i64> {

@@ -5,7 +5,8 @@ use embeddings::{Analysis, Attributes};
 use super::ATTRIBUTE_COUNT;
 
 /// Catalogue metadata of one track, as delivered (manifest) or read from file tags.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Serialisable because it travels in an analysis job's spec (the work queue).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TrackMeta {
     pub external_id: String,
     pub title: Option<String>,

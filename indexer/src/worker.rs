@@ -9,6 +9,7 @@
 //! carries on when it comes back (the pool reconnects; leases that expired meanwhile were
 //! taken over, and completing those writes nothing).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -134,6 +135,8 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     progress: ProgressBar,
     totals: Mutex<Totals>,
+    /// Jobs claimed and not yet ended or given up: the only ones the heartbeat renews.
+    in_hand: Mutex<BTreeSet<i64>>,
 }
 
 impl Worker {
@@ -153,6 +156,7 @@ impl Worker {
             stop,
             progress: ProgressBar::hidden(),
             totals: Mutex::new(Totals::default()),
+            in_hand: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -183,9 +187,35 @@ impl Worker {
         if claimed.is_empty() {
             return Ok(Step::Idle);
         }
+        let ids: Vec<i64> = claimed.iter().map(|j| j.id).collect();
+        self.hand(|h| h.extend(&ids));
+        let outcome = self.work(claimed, t.elapsed()).await;
+        // Ended, handed back, or given up (the store stayed away): either way no longer
+        // renewed, so a job whose result was lost expires and is claimed again.
+        self.hand(|h| {
+            for id in &ids {
+                h.remove(id);
+            }
+        });
+        outcome
+    }
+
+    fn hand(&self, f: impl FnOnce(&mut BTreeSet<i64>)) {
+        if let Ok(mut h) = self.in_hand.lock() {
+            f(&mut h);
+        }
+    }
+
+    /// Analyses claimed jobs one after the other and ends them (see `try_execute`).
+    async fn work(
+        &self,
+        claimed: Vec<ClaimedJob>,
+        claiming: Duration,
+    ) -> Result<Step, WorkerError> {
+        let c = &self.config;
         let space = self.catalog.current_space().await?;
         let mut report = StepReport {
-            queue_s: t.elapsed().as_secs_f64(),
+            queue_s: claiming.as_secs_f64(),
             ..StepReport::default()
         };
         let mut done: Vec<(i64, TrackWrite)> = Vec::new();
@@ -338,9 +368,14 @@ impl Worker {
         let every = (self.config.lease / 3).max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(every).await;
+            let jobs: Vec<i64> = self
+                .in_hand
+                .lock()
+                .map(|h| h.iter().copied().collect())
+                .unwrap_or_default();
             if let Err(e) = self
                 .queue
-                .heartbeat(&self.config.owner, self.config.lease)
+                .heartbeat(&self.config.owner, &jobs, self.config.lease)
                 .await
             {
                 tracing::warn!("heartbeat: {e}");

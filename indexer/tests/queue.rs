@@ -261,7 +261,19 @@ async fn a_heartbeat_keeps_the_lease() {
     let r = RetryPolicy::default();
     let held = q.claim("a", Some(run), 1, Duration::ZERO, r).await.unwrap();
     assert_eq!(held.len(), 1);
-    assert_eq!(q.heartbeat("a", Duration::from_secs(600)).await.unwrap(), 1);
+    let ids = [held[0].id];
+    assert_eq!(
+        q.heartbeat("b", &ids, Duration::from_secs(600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        q.heartbeat("a", &ids, Duration::from_secs(600))
+            .await
+            .unwrap(),
+        1
+    );
     let other = q.claim("b", Some(run), 1, Duration::ZERO, r).await.unwrap();
     assert!(other.is_empty(), "a renewed lease is not claimable");
 }
@@ -425,8 +437,9 @@ async fn released_jobs_go_back_unspent_and_a_replan_supersedes() {
     assert_eq!((c.lost, c.retried, c.failed), (1, 0, 0));
 }
 
-#[tokio::test]
-async fn a_worker_whose_connections_are_killed_carries_on() {
+/// The worker runs as in `motif worker`: on a multi-threaded runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_loses_its_database_carries_on() {
     let files = [
         "audio/pop_a_major_120.ogg",
         "audio/funk_e_minor_100.ogg",
@@ -440,26 +453,42 @@ async fn a_worker_whose_connections_are_killed_carries_on() {
     let worker_cat = Catalog::open(&s.url()).await.unwrap();
     let w = Arc::new(s.worker(&worker_cat, "w", |c| c.lease = Duration::from_secs(2)));
     let working = tokio::spawn(w.run(1, Until::RunDone(run)));
-    // Cut the worker's connections (every one but the killer's own), five times while
-    // it works.
-    let killer = sqlx::postgres::PgPoolOptions::new()
+    // Once the worker has ended a job, take its database away: no new connection is
+    // allowed and every open one is cut, for a while; then give it back.
+    let admin = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
-        .connect(&s.url())
+        .connect(&admin_url())
         .await
         .unwrap();
-    let mut cuts = 0;
-    for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let killed: Vec<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .fetch_all(&killer)
-        .await
-        .unwrap();
-        cuts += killed.len();
+    let q = queue(&cat);
+    while q.counts(run).await.unwrap().done == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    killer.close().await;
+    cat.close().await;
+    sqlx::query(AssertSqlSafe(format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+        s.db
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+    )
+    .bind(&s.db)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    sqlx::query(AssertSqlSafe(format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+        s.db
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    let cuts = cut.len();
     let totals = tokio::time::timeout(Duration::from_secs(300), working)
         .await
         .expect("the worker finished")
@@ -469,6 +498,7 @@ async fn a_worker_whose_connections_are_killed_carries_on() {
         totals.store_errors > 0,
         "the worker saw the cuts: {totals:?}"
     );
+    let cat = Catalog::open(&s.url()).await.unwrap();
     let q = queue(&cat);
     let c = q.counts(run).await.unwrap();
     assert_eq!((c.done, c.failed, c.pending()), (6, 0, 0), "{totals:?}");

@@ -224,14 +224,20 @@ impl JobQueue {
         Ok(claimed)
     }
 
-    /// Extends the lease of every job `owner` holds; returns how many it holds.
-    pub async fn heartbeat(&self, owner: &str, lease: Duration) -> Result<u64> {
+    /// Extends the leases of `jobs` that `owner` still holds; returns how many. Only the
+    /// jobs a worker is working on: one whose result it gave up writing must expire, so
+    /// that it is claimed again.
+    pub async fn heartbeat(&self, owner: &str, jobs: &[i64], lease: Duration) -> Result<u64> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
         Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE analysis_jobs SET lease_expires_at = {NOW_MS} + $2 \
-             WHERE state = 'running' AND lease_owner = $1"
+             WHERE state = 'running' AND lease_owner = $1 AND id = ANY($3)"
         )))
         .bind(owner)
         .bind(millis(lease))
+        .bind(jobs)
         .execute(&self.pool)
         .await?
         .rows_affected())

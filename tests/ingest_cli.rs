@@ -661,9 +661,9 @@ fn workers_equal_one_process(workers: usize, kill_one: bool) {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        children[0].kill().unwrap(); // SIGKILL, mid-job
-        children[0].wait().unwrap();
-        children.remove(0);
+        let mut killed = children.remove(0);
+        killed.kill().unwrap(); // SIGKILL, mid-job
+        killed.wait().unwrap();
         taken_over = held;
     }
     let mut polls = 0;

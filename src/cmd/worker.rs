@@ -77,7 +77,7 @@ fn owner() -> String {
 
 fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
     anyhow::ensure!(
-        s.is_finite() && s >= 0.0 && s < 1e7,
+        (0.0..1e7).contains(&s),
         "{what} must be a number of seconds >= 0"
     );
     Ok(Duration::from_secs_f64(s))

@@ -480,11 +480,11 @@ impl Engine {
             let Some(d) = self.catalog.track(c.id).await? else {
                 continue;
             };
-            let evidence = match embeddings::fingerprint::compare(&me.fingerprint, &c.fingerprint)
+            let evidence = match embeddings::fingerprint::evidence(me.prints(), c.prints())
                 .filter(|m| m.is_same_recording())
             {
                 Some(m) => json!({
-                    "by": "fingerprint",
+                    "by": m.by,
                     "offset_s": round4(m.offset_s as f64),
                     "matched_share": round4(m.matched_share as f64),
                     "bit_error_rate": round4(m.bit_error_rate as f64),

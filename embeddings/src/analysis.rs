@@ -103,6 +103,11 @@ pub struct Analysis {
     /// by which copies of one recording are found; empty when the audio is too short.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fingerprint: Vec<u32>,
+    /// The fine fingerprint of a track up to [`fingerprint::FINE_UP_TO_S`] long (empty for
+    /// longer tracks): what tells copies of very short audio apart, whose fingerprint is
+    /// too short to compare.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fine_fingerprint: Vec<u32>,
     /// The learned models' raw label scores ([`crate::learned`]); the learned tags are
     /// derived from them. Absent when the models did not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -345,7 +350,7 @@ fn analyze_inner(
             p.push(s);
         }
     });
-    let fingerprint = printer.map(Fingerprinter::finish).unwrap_or_default();
+    let prints = printer.map(Fingerprinter::finish).unwrap_or_default();
     if config.learned {
         to_16k.finish(&mut |s| sampler.push(s));
     }
@@ -439,7 +444,8 @@ fn analyze_inner(
         features,
         embedding,
         embedding_space: normalizer.version.clone(),
-        fingerprint,
+        fingerprint: prints.coarse,
+        fine_fingerprint: prints.fine,
         model_scores: listening.map(|l| l.scores),
         warnings,
     })

@@ -13,8 +13,26 @@
 //! most of the shorter one's length, and their durations agree. Candidates come from an inverted index over the values
 //! ([`lookup_values`]: copies keep many values whole) and from the vector index, never from
 //! comparing the whole catalogue (`indexer::recordings`).
+//!
+//! Very short audio is the exception: chromaprint's filters need 2-3 s of audio before
+//! their first value, so a jingle trimmed to 1-3 s has no fingerprint at all. Tracks up to
+//! [`FINE_UP_TO_S`] also get a **fine fingerprint**: the same algorithm at half the frame
+//! and a sixth of the hop (values every 23 ms, the first after 0.6 s). Where two
+//! fingerprints cannot overlap enough to say anything, the fine ones decide
+//! ([`evidence`]), with digital silence left out of the comparison: silence agrees with
+//! silence and says nothing about which recording it is.
 
 use rusty_chromaprint::{Configuration, Fingerprinter as Chromaprint};
+
+/// Which fingerprint a [`Match`] compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    /// The fingerprint of the first [`SECONDS`].
+    Fingerprint,
+    /// The fine fingerprint of a short track ([`FINE_UP_TO_S`]).
+    FineFingerprint,
+}
 
 /// How much of each track is fingerprinted: enough to survive a few seconds trimmed at
 /// either end, small enough to store (about 1.9 KB a track) and quick to compute.
@@ -56,17 +74,60 @@ pub const MAX_SHIFT_S: f32 = 10.0;
 pub const MAX_DURATION_GAP_S: f64 = 12.0;
 pub const MAX_DURATION_GAP_SHARE: f64 = 0.1;
 
+/// Tracks up to this long also get a fine fingerprint. A copy whose fingerprint is too
+/// short to compare (under ~3.5 s of audio, fewer than [`MIN_OVERLAP_VALUES`] values) can
+/// only be a copy of a track at most [`MAX_DURATION_GAP_S`] longer, so 16 s covers every
+/// pair the fingerprint cannot decide.
+pub const FINE_UP_TO_S: f64 = 16.0;
+
+/// Frame and hop of the fine fingerprint, in samples at chromaprint's 11,025 Hz: half the
+/// frame and a sixth of the hop of the fingerprint, so its first value comes after 0.6 s
+/// (2.4 s for the fingerprint) and a 1-s scrap still has a dozen values.
+const FINE_FRAME: usize = 2048;
+const FINE_HOP: usize = 256;
+
+/// Seconds between two fine fingerprint values.
+pub const FINE_VALUE_SECONDS: f32 = FINE_HOP as f32 / 11_025.0;
+
+/// Most differing bits over the non-silent overlap for two fine fingerprints to be one
+/// recording. On the duplicates bench's short tracks (docs/MEASUREMENTS.md), copies
+/// differed in at most 0.075 of their bits, other tracks of agreeing duration in at least
+/// 0.29 (chosen on that bench's own data, so its figure there is not an independent one).
+pub const FINE_MAX_BIT_ERROR_RATE: f32 = 0.17;
+
+/// Least non-silent overlap, in fine values (0.37 s), for a fine match to say anything.
+pub const FINE_MIN_OVERLAP_VALUES: usize = 16;
+
+/// The value chromaprint gives digital silence (an all-zero chroma image), the same for
+/// both fingerprints (checked by a test). Left out of fine comparisons and of lookups.
+pub const SILENCE: u32 = 0x256d_f977;
+
 /// Whether two tracks' durations allow them to be one recording.
 pub fn durations_agree(a_s: f64, b_s: f64) -> bool {
     (a_s - b_s).abs() <= MAX_DURATION_GAP_S.max(MAX_DURATION_GAP_SHARE * a_s.max(b_s))
 }
 
-/// Computes a fingerprint of the first [`SECONDS`] of a mono stream.
+/// A track's fingerprints, as [`Fingerprinter::finish`] gives them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fingerprints {
+    /// The first [`SECONDS`]; empty when the audio was too short for one value.
+    pub coarse: Vec<u32>,
+    /// The whole track at a finer hop, only for tracks up to [`FINE_UP_TO_S`].
+    pub fine: Vec<u32>,
+}
+
+/// Computes a fingerprint of the first [`SECONDS`] of a mono stream, and the fine one of
+/// a short stream.
 pub struct Fingerprinter {
     inner: Chromaprint,
+    rate: u32,
     /// Samples still to hear.
     left: usize,
     buf: Vec<i16>,
+    /// The stream so far while it is short enough for a fine fingerprint (computed at the
+    /// end, once the length is known, so longer tracks pay nothing for it; at most
+    /// 16 s x 22,050 Hz x 2 bytes = 706 KB).
+    short: Option<Vec<i16>>,
 }
 
 impl Fingerprinter {
@@ -78,32 +139,63 @@ impl Fingerprinter {
             .map_err(|e| format!("cannot fingerprint at {rate} Hz: {}", e.to_string().trim()))?;
         Ok(Fingerprinter {
             inner,
+            rate,
             left: (SECONDS * f64::from(rate)) as usize,
             buf: Vec::new(),
+            short: Some(Vec::new()),
         })
     }
 
     /// Pushes mono samples in [-1, 1]; samples past [`SECONDS`] are ignored.
     pub fn push(&mut self, samples: &[f32]) {
         let take = samples.len().min(self.left);
-        if take == 0 {
-            return;
-        }
         self.left -= take;
         self.buf.clear();
         self.buf.extend(
-            samples[..take]
+            samples
                 .iter()
                 .map(|&x| (x.clamp(-1.0, 1.0) * 32767.0) as i16),
         );
-        self.inner.consume(&self.buf);
+        if take > 0 {
+            self.inner.consume(&self.buf[..take]);
+        }
+        let fine_cap = (FINE_UP_TO_S * f64::from(self.rate)) as usize;
+        if let Some(short) = &mut self.short {
+            if short.len() + self.buf.len() > fine_cap {
+                self.short = None;
+            } else {
+                short.extend_from_slice(&self.buf);
+            }
+        }
     }
 
-    /// The fingerprint (empty when the audio was too short for one value).
-    pub fn finish(mut self) -> Vec<u32> {
+    /// The fingerprints of what was pushed.
+    pub fn finish(mut self) -> Fingerprints {
         self.inner.finish();
-        self.inner.fingerprint().to_vec()
+        let fine = match self.short.take() {
+            Some(samples) => fine_fingerprint(&samples, self.rate),
+            None => Vec::new(),
+        };
+        Fingerprints {
+            coarse: self.inner.fingerprint().to_vec(),
+            fine,
+        }
     }
+}
+
+/// The fine fingerprint of mono samples at `rate` Hz (empty when too short for a value).
+fn fine_fingerprint(samples: &[i16], rate: u32) -> Vec<u32> {
+    let config = Configuration::preset_test2()
+        .with_frame_size(FINE_FRAME)
+        .with_frame_overlap(FINE_FRAME - FINE_HOP);
+    let mut printer = Chromaprint::new(&config);
+    if printer.start(rate, 1).is_err() {
+        // The same rate was accepted for the fingerprint in `new`.
+        return Vec::new();
+    }
+    printer.consume(samples);
+    printer.finish();
+    printer.fingerprint().to_vec()
 }
 
 /// A value repeated more often than this within one fingerprint (silence, a held drone)
@@ -154,12 +246,25 @@ pub fn query_values(lookup: &[u32]) -> Vec<u32> {
     values
 }
 
+/// The fine fingerprint values a short track is indexed under: its distinct values,
+/// silence left out. Only tracks up to [`FINE_UP_TO_S`] have them (at most ~690 values),
+/// and copies keep many whole (on the duplicates bench, a 1.2-s scrap still kept 2 of its
+/// original's and shared none with any other track).
+pub fn fine_lookup_values(fine: &[u32]) -> Vec<u32> {
+    let mut values: Vec<u32> = fine.iter().copied().filter(|&v| v != SILENCE).collect();
+    values.sort_unstable();
+    values.dedup();
+    values
+}
+
 /// How two fingerprints line up.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Match {
+    /// Which fingerprints were compared.
+    pub by: Evidence,
     /// Where `b` starts in `a`, in seconds (negative: `b` starts earlier).
     pub offset_s: f32,
-    /// Values of the overlap at that offset.
+    /// Values of the overlap at that offset (for fine fingerprints, the non-silent ones).
     pub overlap: usize,
     /// The overlap as a share of the longer fingerprint (evidence shown in answers).
     pub matched_share: f32,
@@ -174,10 +279,37 @@ pub struct Match {
 impl Match {
     /// Whether the two are one recording (see the module docs for the thresholds).
     pub fn is_same_recording(&self) -> bool {
+        let (max_rate, min_overlap) = match self.by {
+            Evidence::Fingerprint => (MAX_BIT_ERROR_RATE, MIN_OVERLAP_VALUES),
+            Evidence::FineFingerprint => (FINE_MAX_BIT_ERROR_RATE, FINE_MIN_OVERLAP_VALUES),
+        };
         self.covered_share >= MIN_MATCHED_SHARE
-            && self.overlap >= MIN_OVERLAP_VALUES
-            && self.bit_error_rate <= MAX_BIT_ERROR_RATE
+            && self.overlap >= min_overlap
+            && self.bit_error_rate <= max_rate
     }
+}
+
+/// The fingerprints of a track, as the copy rule reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct Prints<'a> {
+    pub coarse: &'a [u32],
+    pub fine: &'a [u32],
+    pub duration_s: f64,
+}
+
+/// The match when `a` and `b` are copies of one recording: their durations agree and
+/// their [`evidence`] says so.
+pub fn same_recording(a: Prints<'_>, b: Prints<'_>) -> Option<Match> {
+    if !durations_agree(a.duration_s, b.duration_s) {
+        return None;
+    }
+    evidence(a, b).filter(Match::is_same_recording)
+}
+
+/// How two tracks line up: by their fingerprints where those overlap enough to say
+/// anything ([`compare`]), else by their fine fingerprints ([`compare_fine`]).
+pub fn evidence(a: Prints<'_>, b: Prints<'_>) -> Option<Match> {
+    compare(a.coarse, b.coarse).or_else(|| compare_fine(a.fine, b.fine))
 }
 
 /// Aligns `b` on `a` at the shift (up to [`MAX_SHIFT_S`] either way) with the fewest
@@ -188,58 +320,144 @@ impl Match {
 /// encode of a short song can keep as few as one value whole while differing in only 8 %
 /// of its bits. About 160 shifts of 484 values: tens of microseconds.
 pub fn compare(a: &[u32], b: &[u32]) -> Option<Match> {
-    let (shorter, longer) = (a.len().min(b.len()), a.len().max(b.len()));
+    let shorter = a.len().min(b.len());
     let min_overlap =
         ((MIN_MATCHED_SHARE * shorter as f32).ceil() as usize).max(MIN_OVERLAP_VALUES);
-    let max_shift = (MAX_SHIFT_S / VALUE_SECONDS) as isize;
-    let mut best: Option<(u32, usize, isize)> = None; // (bits, overlap, offset)
-    for offset in -max_shift..=max_shift {
-        // a[i] lines up with b[i - offset].
-        let (ia, ib) = if offset >= 0 {
-            (offset as usize, 0)
+    let scan = Scan {
+        value_s: VALUE_SECONDS,
+        min_overlap,
+        skip_silence: false,
+    };
+    scan.best(a, b)
+        .map(|best| best.into_match(Evidence::Fingerprint, a, b, shorter, a.len().max(b.len())))
+}
+
+/// [`compare`] for fine fingerprints: positions where either is digital silence are left
+/// out, and the shares are of the non-silent values (a silent file has none, so it is
+/// never a copy by its fine fingerprint; its fingerprint still compares).
+pub fn compare_fine(a: &[u32], b: &[u32]) -> Option<Match> {
+    let sound = |f: &[u32]| f.iter().filter(|&&v| v != SILENCE).count();
+    let (sa, sb) = (sound(a), sound(b));
+    let shorter = sa.min(sb);
+    let min_overlap =
+        ((MIN_MATCHED_SHARE * shorter as f32).ceil() as usize).max(FINE_MIN_OVERLAP_VALUES);
+    let scan = Scan {
+        value_s: FINE_VALUE_SECONDS,
+        min_overlap,
+        skip_silence: true,
+    };
+    scan.best(a, b)
+        .map(|best| best.into_match(Evidence::FineFingerprint, a, b, shorter, sa.max(sb)))
+}
+
+/// One way of sliding two fingerprints over each other.
+struct Scan {
+    /// Seconds a value.
+    value_s: f32,
+    /// Least (counted) overlap a shift needs.
+    min_overlap: usize,
+    /// Leave out positions where either value is [`SILENCE`].
+    skip_silence: bool,
+}
+
+/// The best shift a [`Scan`] found.
+struct Best {
+    bits: u32,
+    /// Positions counted.
+    overlap: usize,
+    /// `a[i]` lines up with `b[i - offset]`.
+    offset: isize,
+    value_s: f32,
+    skip_silence: bool,
+}
+
+impl Scan {
+    fn best(&self, a: &[u32], b: &[u32]) -> Option<Best> {
+        let max_shift = (MAX_SHIFT_S / self.value_s) as isize;
+        let mut best: Option<(u32, usize, isize)> = None;
+        for offset in -max_shift..=max_shift {
+            let Some((x, y)) = overlap_at(a, b, offset) else {
+                continue;
+            };
+            if x.len() < self.min_overlap {
+                continue;
+            }
+            let (bits, n) = self.differing_bits(x, y);
+            if n < self.min_overlap {
+                continue;
+            }
+            // Compare rates without dividing: bits / n < best_bits / best_n.
+            let better = match best {
+                None => true,
+                Some((bb, bn, _)) => u64::from(bits) * (bn as u64) < u64::from(bb) * (n as u64),
+            };
+            if better {
+                best = Some((bits, n, offset));
+            }
+        }
+        best.map(|(bits, overlap, offset)| Best {
+            bits,
+            overlap,
+            offset,
+            value_s: self.value_s,
+            skip_silence: self.skip_silence,
+        })
+    }
+
+    /// Differing bits and positions counted over two aligned runs of values.
+    fn differing_bits(&self, x: &[u32], y: &[u32]) -> (u32, usize) {
+        let pairs = x.iter().zip(y);
+        if self.skip_silence {
+            pairs
+                .filter(|&(&p, &q)| p != SILENCE && q != SILENCE)
+                .fold((0, 0), |(bits, n), (p, q)| {
+                    (bits + (p ^ q).count_ones(), n + 1)
+                })
         } else {
-            (0, (-offset) as usize)
-        };
-        if ia >= a.len() || ib >= b.len() {
-            continue;
-        }
-        let n = (a.len() - ia).min(b.len() - ib);
-        if n < min_overlap {
-            continue;
-        }
-        let bits: u32 = a[ia..ia + n]
-            .iter()
-            .zip(&b[ib..ib + n])
-            .map(|(x, y)| (x ^ y).count_ones())
-            .sum();
-        // Compare rates without dividing: bits / n < best_bits / best_n.
-        let better = match best {
-            None => true,
-            Some((bb, bn, _)) => u64::from(bits) * (bn as u64) < u64::from(bb) * (n as u64),
-        };
-        if better {
-            best = Some((bits, n, offset));
+            (pairs.map(|(p, q)| (p ^ q).count_ones()).sum(), x.len())
         }
     }
-    let (bits, overlap, offset) = best?;
+}
+
+impl Best {
+    fn into_match(
+        self,
+        by: Evidence,
+        a: &[u32],
+        b: &[u32],
+        shorter: usize,
+        longer: usize,
+    ) -> Match {
+        let (x, y) = overlap_at(a, b, self.offset).unwrap_or_default();
+        let votes = x
+            .iter()
+            .zip(y)
+            .filter(|&(p, q)| p == q && !(self.skip_silence && *p == SILENCE))
+            .count();
+        Match {
+            by,
+            offset_s: self.offset as f32 * self.value_s,
+            overlap: self.overlap,
+            matched_share: self.overlap as f32 / longer.max(1) as f32,
+            covered_share: self.overlap as f32 / shorter.max(1) as f32,
+            votes,
+            bit_error_rate: self.bits as f32 / (32 * self.overlap.max(1)) as f32,
+        }
+    }
+}
+
+/// The runs of `a` and `b` that overlap when `a[i]` lines up with `b[i - offset]`.
+fn overlap_at<'a>(a: &'a [u32], b: &'a [u32], offset: isize) -> Option<(&'a [u32], &'a [u32])> {
     let (ia, ib) = if offset >= 0 {
         (offset as usize, 0)
     } else {
-        (0, (-offset) as usize)
+        (0, offset.unsigned_abs())
     };
-    let votes = a[ia..ia + overlap]
-        .iter()
-        .zip(&b[ib..ib + overlap])
-        .filter(|(x, y)| x == y)
-        .count();
-    Some(Match {
-        offset_s: offset as f32 * VALUE_SECONDS,
-        overlap,
-        matched_share: overlap as f32 / longer as f32,
-        covered_share: overlap as f32 / shorter as f32,
-        votes,
-        bit_error_rate: bits as f32 / (32 * overlap) as f32,
-    })
+    if ia >= a.len() || ib >= b.len() {
+        return None;
+    }
+    let n = (a.len() - ia).min(b.len() - ib);
+    Some((&a[ia..ia + n], &b[ib..ib + n]))
 }
 
 #[cfg(test)]
@@ -360,6 +578,122 @@ mod tests {
         }
         let fp = f.finish();
         // About 60 s / 0.124 s values, less chromaprint's start-up delay.
-        assert!((440..=490).contains(&fp.len()), "{}", fp.len());
+        assert!(
+            (440..=490).contains(&fp.coarse.len()),
+            "{}",
+            fp.coarse.len()
+        );
+        // Ninety seconds is no short track: no fine fingerprint.
+        assert!(fp.fine.is_empty());
+    }
+
+    /// A short stream gets a fine fingerprint at its finer hop; digital silence gives
+    /// [`SILENCE`] in both fingerprints.
+    #[test]
+    fn a_short_stream_gets_a_fine_fingerprint_and_silence_its_own_value() {
+        let rate = 22_050;
+        let prints = |samples: &[f32]| {
+            let mut f = Fingerprinter::new(rate).unwrap();
+            for c in samples.chunks(1000) {
+                f.push(c);
+            }
+            f.finish()
+        };
+        let silence = prints(&vec![0.0; rate as usize * 5]);
+        assert!(!silence.coarse.is_empty() && silence.coarse.iter().all(|&v| v == SILENCE));
+        assert!(!silence.fine.is_empty() && silence.fine.iter().all(|&v| v == SILENCE));
+        // Two seconds: no fingerprint value yet, but ~60 fine ones.
+        let chirp: Vec<f32> = (0..rate as usize * 2)
+            .map(|i| {
+                let t = i as f32 / rate as f32;
+                (t * (300.0 + 400.0 * t) * std::f32::consts::TAU).sin() * 0.5
+            })
+            .collect();
+        let short = prints(&chirp);
+        assert!(
+            short.coarse.len() < MIN_OVERLAP_VALUES,
+            "{}",
+            short.coarse.len()
+        );
+        assert!(
+            (50..=70).contains(&short.fine.len()),
+            "{}",
+            short.fine.len()
+        );
+        // Exactly FINE_UP_TO_S still has one; a sample more has none.
+        let at_limit = vec![0.1; (FINE_UP_TO_S * rate as f64) as usize];
+        assert!(!prints(&at_limit).fine.is_empty());
+        let over: Vec<f32> = vec![0.1; at_limit.len() + 1];
+        assert!(prints(&over).fine.is_empty());
+    }
+
+    /// Fine fingerprints decide only where the fingerprints cannot overlap enough, and
+    /// silence in both says nothing.
+    #[test]
+    fn fine_fingerprints_decide_where_fingerprints_are_too_short() {
+        let fine = random(200, 11); // about 4.6 s
+        let scrap: Vec<u32> = fine[120..160]
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if i % 2 == 0 { v ^ 0b101 } else { v })
+            .collect();
+        let track = Prints {
+            coarse: &[1, 2, 3],
+            fine: &fine,
+            duration_s: 5.0,
+        };
+        let copy = Prints {
+            coarse: &[],
+            fine: &scrap,
+            duration_s: 1.5,
+        };
+        let m = same_recording(track, copy).unwrap();
+        assert_eq!(m.by, Evidence::FineFingerprint);
+        assert!(
+            (m.offset_s - 120.0 * FINE_VALUE_SECONDS).abs() < 1e-4,
+            "{m:?}"
+        );
+        assert_eq!(m.overlap, 40);
+        // Another short track is not it.
+        let other = random(60, 12);
+        let stranger = Prints {
+            coarse: &[],
+            fine: &other,
+            duration_s: 1.5,
+        };
+        assert_eq!(same_recording(track, stranger), None);
+        // Long enough fingerprints decide alone, even against agreeing fine ones.
+        let a = random(100, 13);
+        let b = random(100, 14);
+        let coarse_a = Prints {
+            coarse: &a,
+            fine: &fine,
+            duration_s: 13.0,
+        };
+        let coarse_b = Prints {
+            coarse: &b,
+            fine: &fine,
+            duration_s: 13.0,
+        };
+        assert_eq!(
+            evidence(coarse_a, coarse_b).map(|m| m.by),
+            Some(Evidence::Fingerprint)
+        );
+        assert_eq!(same_recording(coarse_a, coarse_b), None);
+        // Silence against silence: no evidence at all, however long.
+        let quiet = vec![SILENCE; 300];
+        let hush = Prints {
+            coarse: &[],
+            fine: &quiet,
+            duration_s: 7.0,
+        };
+        assert_eq!(compare_fine(&quiet, &quiet), None);
+        assert_eq!(same_recording(hush, hush), None);
+        // A scrap that is half silence is compared on its sound alone.
+        let mut padded = vec![SILENCE; 40];
+        padded.extend_from_slice(&fine[..40]);
+        let m = compare_fine(&fine, &padded).unwrap();
+        assert_eq!((m.overlap, m.bit_error_rate), (40, 0.0), "{m:?}");
+        assert!(fine_lookup_values(&padded).iter().all(|&v| v != SILENCE));
     }
 }

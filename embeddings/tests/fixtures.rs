@@ -356,3 +356,106 @@ fn fingerprints_match_every_encode_of_a_song_and_no_other_song() {
     }
     assert!(same >= 40 && different >= 300, "{same} / {different} pairs");
 }
+
+/// Mono 16-bit PCM WAV bytes of `samples` in [-1, 1].
+fn wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
+    let data = (samples.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + data as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for &s in samples {
+        out.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
+    }
+    out
+}
+
+/// Issue 15: a scrap of 1.5 s cut from a fixture song (decoded from its Vorbis file,
+/// written as WAV) has too little audio for a fingerprint to compare, yet its fine
+/// fingerprint finds it in every encode of its song, and in no other song.
+#[test]
+fn a_scrap_of_a_song_is_that_song_by_its_fine_fingerprint() {
+    use embeddings::fingerprint::{same_recording, Evidence, Prints, MIN_OVERLAP_VALUES};
+    let source = fixtures_dir().join("audio/pop_a_major_120.ogg");
+    let mut stream = embeddings::decode::AudioStream::open(&source).unwrap();
+    let (mut mono, mut rate) = (Vec::new(), 0);
+    while let Some(block) = stream.next_block().unwrap() {
+        rate = block.sample_rate;
+        let channels = block.channels;
+        mono.extend(
+            block
+                .samples
+                .chunks(channels)
+                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+        );
+    }
+    let at = |s: f64| (s * f64::from(rate)) as usize;
+    let scrap_path = std::env::temp_dir().join(format!("motif-scrap-{}.wav", std::process::id()));
+    std::fs::write(&scrap_path, wav_bytes(&mono[at(5.0)..at(6.5)], rate)).unwrap();
+    let scrap = analyze(&scrap_path, &AnalysisConfig::default());
+    std::fs::remove_file(&scrap_path).ok();
+    let scrap = scrap.unwrap();
+    assert!(
+        scrap.fingerprint.len() < MIN_OVERLAP_VALUES,
+        "{}",
+        scrap.fingerprint.len()
+    );
+    assert!(
+        scrap.fine_fingerprint.len() >= 30,
+        "{}",
+        scrap.fine_fingerprint.len()
+    );
+    let prints = |a: &embeddings::Analysis| -> (Vec<u32>, Vec<u32>, f64) {
+        (
+            a.fingerprint.clone(),
+            a.fine_fingerprint.clone(),
+            a.audio.duration_s,
+        )
+    };
+    let mine = prints(&scrap);
+    let (mut same, mut different) = (0, 0);
+    for t in tracks()
+        .iter()
+        .filter(|t| !t["excerpt"].as_bool().unwrap_or(false))
+    {
+        let path = t["path"].as_str().unwrap();
+        let a = analyze(&fixtures_dir().join(path), &AnalysisConfig::default()).unwrap();
+        let theirs = prints(&a);
+        assert!(
+            !theirs.1.is_empty(),
+            "{path}: a 13-s song has a fine fingerprint"
+        );
+        // Where the scrap starts in the song.
+        let m = same_recording(
+            Prints {
+                coarse: &theirs.0,
+                fine: &theirs.1,
+                duration_s: theirs.2,
+            },
+            Prints {
+                coarse: &mine.0,
+                fine: &mine.1,
+                duration_s: mine.2,
+            },
+        );
+        if t["song"] == "pop_a_major_120" {
+            same += 1;
+            let m = m.unwrap_or_else(|| panic!("{path}: the scrap is this song"));
+            assert_eq!(m.by, Evidence::FineFingerprint);
+            assert!((m.offset_s - 5.0).abs() < 0.1, "{path}: {m:?}");
+        } else {
+            different += 1;
+            assert_eq!(m, None, "{path} is another song");
+        }
+    }
+    assert_eq!((same, different), (4, 24));
+}

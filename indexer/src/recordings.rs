@@ -16,9 +16,12 @@
 //!    almost identically: a codec moves the embedding by a cosine distance of 0.004 at
 //!    the median, 0.08 at most, against 0.40 or more to other recordings). Each finds
 //!    copies the other misses: a low-bitrate encode of a short song may keep one value
-//!    whole, an 8 kHz copy may embed far away.
-//! 2. Proof: the fingerprints must line up ([`embeddings::fingerprint::compare`]: the bit
-//!    error rate at the best offset, over most of the shorter one) and the durations must
+//!    whole, an 8 kHz copy may embed far away. A short track (up to
+//!    [`embeddings::fingerprint::FINE_UP_TO_S`]) is also looked up by its fine
+//!    fingerprint's values: a scrap of a jingle has no fingerprint values at all.
+//! 2. Proof: the fingerprints must line up ([`embeddings::fingerprint::same_recording`]:
+//!    the bit error rate at the best offset, over most of the shorter one; the fine
+//!    fingerprints where the fingerprints are too short to overlap) and the durations must
 //!    agree (an excerpt of a longer track is another track). Similar-sounding tracks of one soundtrack pass step 1 and fail here.
 //! 3. Choice: among proven candidates, the closest fingerprint (ties: the lower recording
 //!    number).
@@ -31,7 +34,7 @@
 
 use std::collections::HashMap;
 
-use embeddings::fingerprint::{compare, durations_agree, lookup_values, query_values, Match};
+use embeddings::fingerprint::{fine_lookup_values, lookup_values, query_values, Evidence, Match};
 use rayon::prelude::*;
 
 use crate::catalog::Change;
@@ -77,19 +80,15 @@ pub fn assign(
     let position: HashMap<i64, usize> =
         changes.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
     let own: Vec<Option<CopyFacts>> = changes.iter().map(|c| own_facts(c, dim)).collect();
-    let values: Vec<Vec<u32>> = own
+    let values: Vec<Lookup> = own
         .iter()
-        .map(|f| {
-            f.as_ref()
-                .map(|f| lookup_values(&f.fingerprint))
-                .unwrap_or_default()
-        })
+        .map(|f| f.as_ref().map(Lookup::of).unwrap_or_default())
         .collect();
-    // The page's tracks by fingerprint value (they are not in the text index yet).
-    let mut in_page: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (i, vs) in values.iter().enumerate() {
-        for &v in vs {
-            in_page.entry(v).or_default().push(i);
+    // The page's tracks by lookup value (they are not in the text index yet).
+    let mut in_page: HashMap<(Evidence, u32), Vec<usize>> = HashMap::new();
+    for (i, lookup) in values.iter().enumerate() {
+        for key in lookup.keys() {
+            in_page.entry(key).or_default().push(i);
         }
     }
     let page = Page {
@@ -142,8 +141,8 @@ struct Page<'a> {
     changes: &'a [Change],
     position: &'a HashMap<i64, usize>,
     own: &'a [Option<CopyFacts>],
-    values: &'a [Vec<u32>],
-    in_page: &'a HashMap<u32, Vec<usize>>,
+    values: &'a [Lookup],
+    in_page: &'a HashMap<(Evidence, u32), Vec<usize>>,
     vectors: &'a VectorIndex,
     text: &'a TextIndex,
 }
@@ -192,16 +191,22 @@ impl Page<'_> {
             .filter(|&(_, sim)| sim >= MIN_SIMILARITY)
             .map(|(n, _)| n)
             .collect();
+        let lookup = &self.values[i];
+        for (by, values) in [
+            (Evidence::Fingerprint, &lookup.coarse),
+            (Evidence::FineFingerprint, &lookup.fine),
+        ] {
+            candidates.extend(
+                self.text
+                    .sharing_values(by, &query_values(values), SHARING)?
+                    .into_iter()
+                    .map(|(n, _)| n),
+            );
+        }
         candidates.extend(
-            self.text
-                .sharing_values(&query_values(&self.values[i]), SHARING)?
-                .into_iter()
-                .map(|(n, _)| n),
-        );
-        candidates.extend(
-            self.values[i]
-                .iter()
-                .filter_map(|v| self.in_page.get(v))
+            lookup
+                .keys()
+                .filter_map(|key| self.in_page.get(&key))
                 .flatten()
                 .filter(|&&j| j < i)
                 .map(|&j| self.changes[j].id),
@@ -224,17 +229,37 @@ enum Candidate {
 
 /// The fingerprint match when `a` and `b` are copies of one recording.
 pub fn same_recording(a: &CopyFacts, b: &CopyFacts) -> Option<Match> {
-    if !durations_agree(a.duration_s, b.duration_s) {
-        return None;
+    embeddings::fingerprint::same_recording(a.prints(), b.prints())
+}
+
+/// A track's lookup values, by fingerprint.
+#[derive(Debug, Default)]
+struct Lookup {
+    coarse: Vec<u32>,
+    fine: Vec<u32>,
+}
+
+impl Lookup {
+    fn of(f: &CopyFacts) -> Lookup {
+        Lookup {
+            coarse: lookup_values(&f.fingerprint),
+            fine: fine_lookup_values(&f.fine_fingerprint),
+        }
     }
-    compare(&a.fingerprint, &b.fingerprint).filter(Match::is_same_recording)
+
+    /// Every value with the fingerprint it belongs to.
+    fn keys(&self) -> impl Iterator<Item = (Evidence, u32)> + '_ {
+        let coarse = self.coarse.iter().map(|&v| (Evidence::Fingerprint, v));
+        coarse.chain(self.fine.iter().map(|&v| (Evidence::FineFingerprint, v)))
+    }
 }
 
 /// The embedding of a change that can be matched: active, analysed in this index's
-/// space, with a fingerprint.
+/// space, with a fingerprint or a fine one (a scrap of a second or two has only that).
 fn listenable(c: &Change, dim: usize) -> Option<&[f32]> {
     let e = c.embedding.as_deref()?;
-    (c.active && c.attributes.is_some() && !c.fingerprint.is_empty() && e.len() == dim).then_some(e)
+    let printed = !c.fingerprint.is_empty() || !c.fine_fingerprint.is_empty();
+    (c.active && c.attributes.is_some() && printed && e.len() == dim).then_some(e)
 }
 
 fn own_facts(c: &Change, dim: usize) -> Option<CopyFacts> {
@@ -245,5 +270,6 @@ fn own_facts(c: &Change, dim: usize) -> Option<CopyFacts> {
         quality: c.quality,
         duration_s: c.duration_s.unwrap_or(0.0),
         fingerprint: c.fingerprint.clone(),
+        fine_fingerprint: c.fine_fingerprint.clone(),
     })
 }

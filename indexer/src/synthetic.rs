@@ -165,6 +165,8 @@ impl Synth {
                 fingerprint: (0..FINGERPRINT_VALUES)
                     .map(|_| rng.next_u64() as u32)
                     .collect(),
+                // Synthetic tracks are minutes long: no fine fingerprint.
+                fine_fingerprint: Vec::new(),
             }),
         }
     }

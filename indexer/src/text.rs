@@ -27,6 +27,7 @@ use tantivy::{
 
 use crate::catalog::{Change, ATTRIBUTE_COLUMNS, ATTRIBUTE_COUNT};
 use crate::filter::{artist_key, camelot_number, recording_key, Filter, NumField, TrackSet};
+use embeddings::fingerprint::{Evidence, Prints};
 
 /// Why the text index cannot be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,12 @@ pub struct Fields {
     /// whole, so the tracks sharing the most are candidate copies
     /// ([`TextIndex::sharing_values`]).
     pub fingerprint_values: Field,
+    /// The fine fingerprint of a short track, little-endian u32 values (stored).
+    pub fine_fingerprint: Field,
+    /// The fine fingerprint's distinct non-silent values as terms
+    /// (`embeddings::fingerprint::fine_lookup_values`): how copies of a short track whose
+    /// fingerprint is too short to share values are found.
+    pub fine_values: Field,
     /// [`camelot_number`] (harmonic ordering without string lookups).
     pub camelot_n: Field,
     /// 1 when the track is tagged `tempo:free` (playlists leave its tempo out of
@@ -111,6 +118,8 @@ pub fn schema() -> (Schema, Fields) {
     let quality = b.add_u64_field("quality", FAST | STORED);
     let fingerprint = b.add_bytes_field("fingerprint", STORED);
     let fingerprint_values = b.add_u64_field("fingerprint_values", INDEXED);
+    let fine_fingerprint = b.add_bytes_field("fine_fingerprint", STORED);
+    let fine_values = b.add_u64_field("fine_values", INDEXED);
     let camelot_n = b.add_u64_field("camelot_n", FAST);
     let free_pulse = b.add_u64_field("free_pulse", FAST);
     let attributes = ATTRIBUTE_COLUMNS
@@ -137,6 +146,8 @@ pub fn schema() -> (Schema, Fields) {
         quality,
         fingerprint,
         fingerprint_values,
+        fine_fingerprint,
+        fine_values,
         camelot_n,
         free_pulse,
         attributes,
@@ -258,26 +269,32 @@ impl TextIndex {
                 .get_first(f.duration_s)
                 .and_then(|v| v.as_f64())
                 .unwrap_or(0.0),
-            fingerprint: doc
-                .get_first(f.fingerprint)
-                .and_then(|v| v.as_bytes())
-                .map(crate::catalog::rows::u32s_from_bytes)
-                .unwrap_or_default(),
+            fingerprint: u32s_of(&doc, f.fingerprint),
+            fine_fingerprint: u32s_of(&doc, f.fine_fingerprint),
         }))
     }
 
-    /// The `k` tracks sharing the most of `values` (fingerprint values), most first, with
-    /// how many they share.
-    pub fn sharing_values(&self, values: &[u32], k: usize) -> Result<Vec<(i64, u32)>> {
+    /// The `k` tracks sharing the most of `values` (lookup values of the fingerprint `by`
+    /// names), most first, with how many they share.
+    pub fn sharing_values(
+        &self,
+        by: Evidence,
+        values: &[u32],
+        k: usize,
+    ) -> Result<Vec<(i64, u32)>> {
         if values.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
         let f = &self.fields;
+        let field = match by {
+            Evidence::Fingerprint => f.fingerprint_values,
+            Evidence::FineFingerprint => f.fine_values,
+        };
         let clauses: Vec<(Occur, Box<dyn Query>)> = values
             .iter()
             .map(|&v| {
                 let term = TermQuery::new(
-                    Term::from_field_u64(f.fingerprint_values, u64::from(v)),
+                    Term::from_field_u64(field, u64::from(v)),
                     IndexRecordOption::Basic,
                 );
                 (
@@ -722,6 +739,14 @@ fn stored_doc(
     }
 }
 
+/// A stored fingerprint field of a document (empty when absent).
+fn u32s_of(doc: &TantivyDocument, field: Field) -> Vec<u32> {
+    doc.get_first(field)
+        .and_then(|v| v.as_bytes())
+        .map(crate::catalog::rows::u32s_from_bytes)
+        .unwrap_or_default()
+}
+
 /// A stored u64 field of a document (0 when absent).
 fn u64_of(doc: &TantivyDocument, field: Field) -> u64 {
     doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0)
@@ -736,6 +761,18 @@ pub struct CopyFacts {
     pub quality: u64,
     pub duration_s: f64,
     pub fingerprint: Vec<u32>,
+    pub fine_fingerprint: Vec<u32>,
+}
+
+impl CopyFacts {
+    /// The fingerprints as `embeddings::fingerprint`'s copy rule reads them.
+    pub fn prints(&self) -> Prints<'_> {
+        Prints {
+            coarse: &self.fingerprint,
+            fine: &self.fine_fingerprint,
+            duration_s: self.duration_s,
+        }
+    }
 }
 
 /// What a playlist needs of a candidate, read from fast fields (no stored documents).
@@ -969,6 +1006,15 @@ fn document(f: &Fields, c: &Change, recording: u64) -> TantivyDocument {
         );
         for v in embeddings::fingerprint::lookup_values(&c.fingerprint) {
             d.add_u64(f.fingerprint_values, u64::from(v));
+        }
+    }
+    if !c.fine_fingerprint.is_empty() {
+        d.add_bytes(
+            f.fine_fingerprint,
+            &crate::catalog::rows::u32s_to_bytes(&c.fine_fingerprint),
+        );
+        for v in embeddings::fingerprint::fine_lookup_values(&c.fine_fingerprint) {
+            d.add_u64(f.fine_values, u64::from(v));
         }
     }
     if let Some(a) = &c.album {

@@ -56,7 +56,11 @@ pub const FIELDS: &str = "OUTPUT FIELDS (one object per line; --pretty indents)
                             patches}; label order in embeddings::learned::vocabulary
   analysis.features         raw feature vector (275 numbers; layout: timbre 38, harmony 16,
                             rhythm 16, dynamics 5, learned 200; see embeddings::features)
-  analysis.embedding        L2-normalised embedding (275 numbers) in embedding_space
+  analysis.embedding        L2-normalised embedding (107 numbers) in embedding_space
+  analysis.fingerprint      chromaprint of the first 60 s (u32 values, one every 0.124 s;
+                            absent when the audio is too short for one)
+  analysis.fine_fingerprint chromaprint at a 23-ms hop of a track up to 16 s long (absent
+                            for longer ones): how copies of very short audio are found
   analysis.warnings         non-fatal problems (skipped packets, truncated stream)
   error.kind                io, empty, unsupported_format, unsupported_codec, corrupt,
                             too_short, too_long, too_large, silent, internal

@@ -568,6 +568,7 @@ fn synthetic_change(i: usize, w: TrackWrite) -> Change {
             Some(a.channels),
         ),
         fingerprint: a.fingerprint,
+        fine_fingerprint: a.fine_fingerprint,
     }
 }
 

@@ -145,7 +145,7 @@ pub(super) async fn states(pool: &PgPool, ids: &[String]) -> Result<Vec<TrackSta
 static UPSERT_ANALYSES: LazyLock<String> = LazyLock::new(|| {
     let attrs = ATTRIBUTE_COLUMNS.join(", ");
     let arrays: Vec<String> = (0..ATTRIBUTE_COLUMNS.len())
-        .map(|i| format!("${}::float8[]", i + 16))
+        .map(|i| format!("${}::float8[]", i + 17))
         .collect();
     let updates: Vec<String> = ATTRIBUTE_COLUMNS
         .iter()
@@ -154,20 +154,21 @@ static UPSERT_ANALYSES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO analyses (track_id, analyzer_version, features, embedding, embedding_space, \
          sample_rate, channels, key, mode, camelot, tag_ids, tag_scores, analysed_at, beats, \
-         fingerprint, {attrs}) \
+         fingerprint, fine_fingerprint, {attrs}) \
          SELECT u.track_id, u.v, u.f, u.e, u.s, u.sr, u.ch, u.k, u.m, u.c, u.ti::bigint[], \
-         u.ts::float8[], $13, u.b, u.fp, {cols} \
+         u.ts::float8[], $13, u.b, u.fp, u.ffp, {cols} \
          FROM UNNEST($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::int[], \
          $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $14::bytea[], \
-         $15::bytea[], {arrays}) \
-         AS u(track_id, v, f, e, s, sr, ch, k, m, c, ti, ts, b, fp, {attrs}) \
+         $15::bytea[], $16::bytea[], {arrays}) \
+         AS u(track_id, v, f, e, s, sr, ch, k, m, c, ti, ts, b, fp, ffp, {attrs}) \
          ON CONFLICT (track_id) DO UPDATE SET analyzer_version = EXCLUDED.analyzer_version, \
          features = EXCLUDED.features, embedding = EXCLUDED.embedding, \
          embedding_space = EXCLUDED.embedding_space, sample_rate = EXCLUDED.sample_rate, \
          channels = EXCLUDED.channels, key = EXCLUDED.key, mode = EXCLUDED.mode, \
          camelot = EXCLUDED.camelot, tag_ids = EXCLUDED.tag_ids, \
          tag_scores = EXCLUDED.tag_scores, analysed_at = EXCLUDED.analysed_at, \
-         beats = EXCLUDED.beats, fingerprint = EXCLUDED.fingerprint, {updates}",
+         beats = EXCLUDED.beats, fingerprint = EXCLUDED.fingerprint, \
+         fine_fingerprint = EXCLUDED.fine_fingerprint, {updates}",
         cols = ATTRIBUTE_COLUMNS
             .iter()
             .map(|c| format!("u.{c}"))
@@ -513,6 +514,12 @@ async fn write_analyses(
             analysed
                 .iter()
                 .map(|(_, a)| rows::u32s_to_bytes(&a.fingerprint))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            analysed
+                .iter()
+                .map(|(_, a)| rows::u32s_to_bytes(&a.fine_fingerprint))
                 .collect::<Vec<_>>(),
         );
     let values: Vec<[f64; ATTRIBUTE_COUNT]> = analysed

@@ -86,6 +86,8 @@ pub struct AnalysisRow {
     pub beats: Vec<f32>,
     /// The acoustic fingerprint ([`embeddings::fingerprint`]); empty when too short.
     pub fingerprint: Vec<u32>,
+    /// The fine fingerprint of a short track; empty for longer ones.
+    pub fine_fingerprint: Vec<u32>,
 }
 
 impl AnalysisRow {
@@ -115,6 +117,7 @@ impl AnalysisRow {
             embedding_space,
             beats: a.beats,
             fingerprint: a.fingerprint,
+            fine_fingerprint: a.fine_fingerprint,
         }
     }
 }
@@ -201,6 +204,9 @@ pub struct Change {
     /// The acoustic fingerprint (empty without one: no analysis, an analyser before 0.5.0,
     /// or audio too short).
     pub fingerprint: Vec<u32>,
+    /// The fine fingerprint (empty but for analysed tracks up to
+    /// [`embeddings::fingerprint::FINE_UP_TO_S`] from analyser 0.6.0 on).
+    pub fine_fingerprint: Vec<u32>,
     /// How good a copy of its recording this file is ([`copy_quality`]).
     pub quality: u64,
 }
@@ -256,6 +262,7 @@ pub struct ChangeRow {
     pub onset_rate: Option<f64>,
     pub beats_per_bar: Option<f64>,
     pub fingerprint: Option<Vec<u8>>,
+    pub fine_fingerprint: Option<Vec<u8>>,
     pub codec: Option<String>,
     pub sample_rate: Option<i32>,
     pub channels: Option<i32>,
@@ -267,7 +274,7 @@ pub(super) const CHANGE_COLUMNS: &str = "t.id, t.change_seq, t.external_id, t.st
     a.camelot, a.tempo_bpm, a.tempo_confidence, a.key_strength, a.loudness_lufs, \
     a.loudness_range_lu, a.true_peak_dbtp, a.energy, a.danceability, a.brightness, \
     a.percussiveness, a.acousticness, a.syncopation, a.harmonic_complexity, a.repetitiveness, \
-    a.dynamic_complexity, a.onset_rate, a.beats_per_bar, a.fingerprint, t.codec, a.sample_rate, \
+    a.dynamic_complexity, a.onset_rate, a.beats_per_bar, a.fingerprint, a.fine_fingerprint, t.codec, a.sample_rate, \
     a.channels";
 
 impl ChangeRow {
@@ -326,6 +333,10 @@ impl ChangeRow {
             embedding: self.embedding.map(|b| f32s_from_bytes(&b)),
             fingerprint: self
                 .fingerprint
+                .map(|b| u32s_from_bytes(&b))
+                .unwrap_or_default(),
+            fine_fingerprint: self
+                .fine_fingerprint
                 .map(|b| u32s_from_bytes(&b))
                 .unwrap_or_default(),
             quality: copy_quality(self.codec.as_deref(), self.sample_rate, self.channels),

@@ -110,15 +110,17 @@ fn upsert_analyses_sql(rows: usize) -> String {
         .collect();
     format!(
         "INSERT INTO analyses (track_id, analyzer_version, features, embedding, embedding_space, \
-         sample_rate, channels, key, mode, camelot, {attrs}, analysed_at, beats, fingerprint) \
+         sample_rate, channels, key, mode, camelot, {attrs}, analysed_at, beats, fingerprint, \
+         fine_fingerprint) \
          VALUES {} \
          ON CONFLICT (track_id) DO UPDATE SET analyzer_version = excluded.analyzer_version, \
          features = excluded.features, embedding = excluded.embedding, \
          embedding_space = excluded.embedding_space, sample_rate = excluded.sample_rate, \
          channels = excluded.channels, key = excluded.key, mode = excluded.mode, \
          camelot = excluded.camelot, analysed_at = excluded.analysed_at, \
-         beats = excluded.beats, fingerprint = excluded.fingerprint, {updates}",
-        values_list(rows, 13 + ATTRIBUTE_COLUMNS.len(), "({params})"),
+         beats = excluded.beats, fingerprint = excluded.fingerprint, \
+         fine_fingerprint = excluded.fine_fingerprint, {updates}",
+        values_list(rows, 14 + ATTRIBUTE_COLUMNS.len(), "({params})"),
         updates = updates.join(", "),
     )
 }
@@ -194,7 +196,8 @@ pub(super) async fn write_batch(
             q = q
                 .bind(now)
                 .bind(rows::f32s_to_bytes(&a.beats))
-                .bind(rows::u32s_to_bytes(&a.fingerprint));
+                .bind(rows::u32s_to_bytes(&a.fingerprint))
+                .bind(rows::u32s_to_bytes(&a.fine_fingerprint));
         }
         q.execute(&mut *tx).await?;
     }

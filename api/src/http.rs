@@ -21,6 +21,8 @@ use crate::copies::Copies;
 use crate::engine::{Engine, SimilarQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::hybrid::{self, HybridRequest};
+use crate::map;
+use crate::media::{self, MediaRoots};
 use crate::params::{self, Pairs};
 use crate::playlist::{self, PlaylistRequest};
 use crate::uploads::{self, ClipLimits};
@@ -52,6 +54,9 @@ pub struct ServeConfig {
     pub body_idle_timeout: Duration,
     /// HTTP worker threads.
     pub workers: usize,
+    /// Folders `GET /v1/tracks/{id}/audio` may serve files from, besides the ingest root
+    /// and the data folder's `uploads/` (see [`media`]).
+    pub media_roots: Vec<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -80,6 +85,7 @@ impl Default for ServeConfig {
             upload_body_timeout: Duration::from_secs(300),
             body_idle_timeout: Duration::from_secs(10),
             workers: 2,
+            media_roots: Vec::new(),
         }
     }
 }
@@ -95,6 +101,10 @@ pub struct State {
     pub clips: Gate,
     /// Turns at track uploads.
     pub writes: Gate,
+    /// Where track audio may be served from.
+    pub media: Arc<MediaRoots>,
+    /// The catalogue map of the current index state.
+    pub maps: map::MapCache,
 }
 
 type Answer = ApiResult<HttpResponse>;
@@ -113,8 +123,13 @@ pub struct Route {
     pub needs_token: bool,
     /// Largest body accepted.
     pub max_body: BodyLimit,
+    /// Content type of a successful answer (for the OpenAPI document).
+    pub produces: &'static str,
     handler: HandlerFn,
 }
+
+/// What most routes answer with.
+const JSON: &str = "application/json";
 
 /// Body size class of a route.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -154,23 +169,25 @@ macro_rules! h {
 
 /// Every route of the API, under `/v1`.
 pub static ROUTES: &[Route] = &[
-    Route { method: "GET", path: "/v1/health", summary: "Liveness, the change sequence served and the store's, index sizes", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(health) },
-    Route { method: "GET", path: "/v1/metrics", summary: "Prometheus metrics (text format)", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(metrics) },
-    Route { method: "GET", path: "/v1/openapi.json", summary: "This API as an OpenAPI 3 document, generated from the route table", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(openapi) },
-    Route { method: "GET", path: "/v1/tracks/{id}", summary: "A track: metadata, attributes, tags with score and source", query: &[("include", "beats: add the tracked beat times (seconds from the start)")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(track) },
-    Route { method: "GET", path: "/v1/tracks/{id}/duplicates", summary: "Other copies of the track's recording (other encodes, re-deliveries, trimmed copies), with the fingerprint evidence and which copy answers show", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(duplicates) },
-    Route { method: "GET", path: "/v1/tracks/{id}/similar", summary: "More like this: nearest tracks by embedding, seed excluded, duplicates collapsed, with reasons", query: &[("limit", "results per page (1..=500, default 10)"), ("cursor", "next_cursor of the previous page"), ("max_per_artist", "at most this many results per artist"), ("copies", "one (default: one copy per recording) or all"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(similar_get) },
-    Route { method: "POST", path: "/v1/similar", summary: "More like several weighted seeds, a raw embedding, or an uploaded audio clip (multipart field `audio`)", query: &[], body: Some(("application/json | multipart/form-data", "{\"seeds\": [{\"id\", \"weight\"}], \"vector\": [...], \"filters\": {...}, \"limit\", \"cursor\", \"max_per_artist\", \"copies\": \"one\" (default) | \"all\"}; or multipart with `audio` and optional `options` (the same JSON)")), needs_token: false, max_body: BodyLimit::JsonOrClip, handler: h!(similar_post) },
-    Route { method: "GET", path: "/v1/search", summary: "Text search (BM25) with the query syntax artist:, genre:, album:, title:, tag:, bpm:80-100, key:8A, year:1990-1999, quoted phrases; facet counts", query: &[("q", "the query"), ("limit", "1..=500"), ("cursor", "paging"), ("copies", "one (default: one copy per recording) or all"), ("facets", "false to skip facet counts"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(search) },
-    Route { method: "POST", path: "/v1/search/hybrid", summary: "Text and embedding candidates under the same exact filters, fused by RRF (k=60) or weights", query: &[], body: Some(("application/json", "{\"q\", \"like\": [ids], \"filters\": {...}, \"fusion\": \"rrf\"|\"weighted\", \"weights\": {\"text\", \"vector\"}, \"limit\", \"cursor\", \"explain\"}; \"copies\": \"one\" (default) | \"all\"")), needs_token: false, max_body: BodyLimit::Json, handler: h!(hybrid_post) },
-    Route { method: "GET", path: "/v1/tags", summary: "Every tag with its track count, grouped by facet", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(tags) },
-    Route { method: "GET", path: "/v1/tags/{tag}/tracks", summary: "Tracks carrying a tag", query: &[("limit", "1..=500"), ("cursor", "paging"), ("copies", "one (default: one copy per recording) or all")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(tag_tracks) },
-    Route { method: "POST", path: "/v1/playlists", summary: "Playlist generation: filters, seeds, attribute targets, size or duration, artist rules, ordering smooth|harmonic|energy_arc, seed", query: &[], body: Some(("application/json", "{\"filters\", \"seeds\", \"targets\", \"size\" | \"duration_s\", \"tolerance_s\", \"max_per_artist\", \"artist_gap\", \"order\", \"seed\"}; \"copies\": \"one\" (default) | \"all\"")), needs_token: false, max_body: BodyLimit::Json, handler: h!(playlist_post) },
-    Route { method: "GET", path: "/v1/path", summary: "A song path: tracks walking from one track to another in even steps", query: &[("from", "start track id"), ("to", "end track id"), ("steps", "tracks including both ends, 2..=100 (default 8)")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(path_get) },
-    Route { method: "POST", path: "/v1/tracks", summary: "Add or replace one track: multipart `audio` plus `metadata` (a manifest line's fields)", query: &[], body: Some(("multipart/form-data", "audio: the file; metadata: {\"external_id\", \"title\", \"artists\", \"album\", \"genre\", \"release_date\", \"tags\", \"isrc\"}")), needs_token: true, max_body: BodyLimit::Upload, handler: h!(track_post) },
-    Route { method: "DELETE", path: "/v1/tracks/{id}", summary: "Take a track down: it leaves every answer before this returns", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, handler: h!(track_delete) },
-    Route { method: "POST", path: "/v1/ingest", summary: "Run the ingestion pipeline on a JSONL manifest (paths under the server's ingest root); answers with the run id", query: &[], body: Some(("application/x-ndjson", "one manifest object per line")), needs_token: true, max_body: BodyLimit::Upload, handler: h!(ingest_post) },
-    Route { method: "GET", path: "/v1/ingest/{run}", summary: "An ingest run: status, counts and its item errors (needs the token: errors name server files)", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, handler: h!(ingest_get) },
+    Route { method: "GET", path: "/v1/health", summary: "Liveness, the change sequence served and the store's, index sizes", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(health) },
+    Route { method: "GET", path: "/v1/metrics", summary: "Prometheus metrics (text format)", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(metrics) },
+    Route { method: "GET", path: "/v1/openapi.json", summary: "This API as an OpenAPI 3 document, generated from the route table", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(openapi) },
+    Route { method: "GET", path: "/v1/tracks/{id}", summary: "A track: metadata, attributes, tags with score and source", query: &[("include", "beats: add the tracked beat times (seconds from the start)")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(track) },
+    Route { method: "GET", path: "/v1/tracks/{id}/audio", summary: "The track's stored audio file, streamed with HTTP Range support (206, 416, Accept-Ranges, ETag); only from the server's media roots; 410 once taken down", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: "audio/*", handler: h!(media::audio) },
+    Route { method: "GET", path: "/v1/tracks/{id}/duplicates", summary: "Other copies of the track's recording (other encodes, re-deliveries, trimmed copies), with the fingerprint evidence and which copy answers show", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(duplicates) },
+    Route { method: "GET", path: "/v1/tracks/{id}/similar", summary: "More like this: nearest tracks by embedding, seed excluded, duplicates collapsed, with reasons", query: &[("limit", "results per page (1..=500, default 10)"), ("cursor", "next_cursor of the previous page"), ("max_per_artist", "at most this many results per artist"), ("copies", "one (default: one copy per recording) or all"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(similar_get) },
+    Route { method: "POST", path: "/v1/similar", summary: "More like several weighted seeds, a raw embedding, or an uploaded audio clip (multipart field `audio`)", query: &[], body: Some(("application/json | multipart/form-data", "{\"seeds\": [{\"id\", \"weight\"}], \"vector\": [...], \"filters\": {...}, \"limit\", \"cursor\", \"max_per_artist\", \"copies\": \"one\" (default) | \"all\"}; or multipart with `audio` and optional `options` (the same JSON)")), needs_token: false, max_body: BodyLimit::JsonOrClip, produces: JSON, handler: h!(similar_post) },
+    Route { method: "GET", path: "/v1/search", summary: "Text search (BM25) with the query syntax artist:, genre:, album:, title:, tag:, bpm:80-100, key:8A, year:1990-1999, quoted phrases; facet counts", query: &[("q", "the query"), ("limit", "1..=500"), ("cursor", "paging"), ("copies", "one (default: one copy per recording) or all"), ("facets", "false to skip facet counts"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(search) },
+    Route { method: "POST", path: "/v1/search/hybrid", summary: "Text and embedding candidates under the same exact filters, fused by RRF (k=60) or weights", query: &[], body: Some(("application/json", "{\"q\", \"like\": [ids], \"filters\": {...}, \"fusion\": \"rrf\"|\"weighted\", \"weights\": {\"text\", \"vector\"}, \"limit\", \"cursor\", \"explain\"}; \"copies\": \"one\" (default) | \"all\"")), needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(hybrid_post) },
+    Route { method: "GET", path: "/v1/tags", summary: "Every tag with its track count, grouped by facet", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(tags) },
+    Route { method: "GET", path: "/v1/tags/{tag}/tracks", summary: "Tracks carrying a tag", query: &[("limit", "1..=500"), ("cursor", "paging"), ("copies", "one (default: one copy per recording) or all")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(tag_tracks) },
+    Route { method: "POST", path: "/v1/playlists", summary: "Playlist generation: filters, seeds, attribute targets, size or duration, artist rules, ordering smooth|harmonic|energy_arc, seed", query: &[], body: Some(("application/json", "{\"filters\", \"seeds\", \"targets\", \"size\" | \"duration_s\", \"tolerance_s\", \"max_per_artist\", \"artist_gap\", \"order\", \"seed\"}; \"copies\": \"one\" (default) | \"all\"")), needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(playlist_post) },
+    Route { method: "GET", path: "/v1/map", summary: "A 2-D map of the catalogue: a deterministic sample of tracks projected on the embedding space's two principal axes, with a colour value per point", query: &[("sample", "points (1..=20000, default 5000)"), ("color", "an attribute (energy, tempo_bpm, ...) or a tag (facet:value: 1 when carried, else 0); default energy")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(map::map_get) },
+    Route { method: "GET", path: "/v1/path", summary: "A song path: tracks walking from one track to another in even steps", query: &[("from", "start track id"), ("to", "end track id"), ("steps", "tracks including both ends, 2..=100 (default 8)")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(path_get) },
+    Route { method: "POST", path: "/v1/tracks", summary: "Add or replace one track: multipart `audio` plus `metadata` (a manifest line's fields)", query: &[], body: Some(("multipart/form-data", "audio: the file; metadata: {\"external_id\", \"title\", \"artists\", \"album\", \"genre\", \"release_date\", \"tags\", \"isrc\"}")), needs_token: true, max_body: BodyLimit::Upload, produces: JSON, handler: h!(track_post) },
+    Route { method: "DELETE", path: "/v1/tracks/{id}", summary: "Take a track down: it leaves every answer before this returns", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, produces: JSON, handler: h!(track_delete) },
+    Route { method: "POST", path: "/v1/ingest", summary: "Run the ingestion pipeline on a JSONL manifest (paths under the server's ingest root); answers with the run id", query: &[], body: Some(("application/x-ndjson", "one manifest object per line")), needs_token: true, max_body: BodyLimit::Upload, produces: JSON, handler: h!(ingest_post) },
+    Route { method: "GET", path: "/v1/ingest/{run}", summary: "An ingest run: status, counts and its item errors (needs the token: errors name server files)", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, produces: JSON, handler: h!(ingest_get) },
 ];
 
 /// Largest JSON body.
@@ -198,6 +215,8 @@ pub fn server(
         ingest_busy: Arc::new(tokio::sync::Mutex::new(())),
         clips: Gate::new("clip analysis", config.clip_gate),
         writes: Gate::new("upload", config.write_gate),
+        media: Arc::new(MediaRoots::new(media_roots(&config, engine.data_dir()))),
+        maps: map::MapCache::default(),
     });
     // Freshness: follow the store's change log. The vector index is saved at shutdown (a
     // save of a large graph would stall queries); after a crash the server catches up from
@@ -212,7 +231,9 @@ pub fn server(
         }
     });
     let server = HttpServer::new(move || {
-        let mut app = App::new().app_data(web::Data::new(state.clone()));
+        let mut app = App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(crate::page::routes);
         for (i, r) in ROUTES.iter().enumerate() {
             let method = Method::from_bytes(r.method.as_bytes()).expect("route methods are valid");
             app = app.route(
@@ -250,6 +271,17 @@ pub fn server(
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// The media roots: `--media-root`s, the ingest root, and the data folder's `uploads/`
+/// (where `POST /v1/tracks` puts its files).
+fn media_roots(config: &ServeConfig, data_dir: &std::path::Path) -> Vec<PathBuf> {
+    let uploads = data_dir.join("uploads");
+    let _ = std::fs::create_dir_all(&uploads);
+    let mut roots = config.media_roots.clone();
+    roots.extend(config.ingest_root.clone());
+    roots.push(uploads);
+    roots
 }
 
 /// Whether a concrete path matches a route pattern (`{x}` matches one segment).
@@ -426,7 +458,7 @@ fn query(req: &HttpRequest) -> ApiResult<Pairs> {
     params::pairs(req.query_string())
 }
 
-fn path_id(req: &HttpRequest, name: &str) -> ApiResult<i64> {
+pub(crate) fn path_id(req: &HttpRequest, name: &str) -> ApiResult<i64> {
     let raw = req.match_info().get(name).unwrap_or("");
     raw.parse::<i64>().map_err(|_| {
         ApiError::bad(
@@ -739,7 +771,7 @@ pub fn openapi_document() -> Value {
             "operationId": format!("{}_{}", r.method.to_lowercase(), r.path.trim_start_matches("/v1/").replace(['/', '{', '}', '.'], "_")),
             "parameters": parameters,
             "responses": {
-                "200": { "description": "OK", "content": { "application/json": {} } },
+                "200": { "description": "OK", "content": { (r.produces): {} } },
                 "400": { "$ref": "#/components/responses/Error" },
                 "404": { "$ref": "#/components/responses/Error" },
             },

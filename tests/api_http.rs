@@ -1170,14 +1170,20 @@ fn header(r: &Response, name: &str) -> Option<String> {
 
 /// `GET /v1/tracks/{id}/audio`: the whole file with `Accept-Ranges`, byte ranges as 206
 /// with the right bytes and `Content-Range`, 416 past the end, 404 for an unknown id, 410
-/// after a takedown, and 403 for audio reached through a symlink or a `file://` URI
-/// outside the media roots; an upload plays from the data folder's `uploads/`.
+/// after a takedown, and 403 for audio outside the media roots (a file swapped for a
+/// symlink leading out after indexing; a `file://` URI under a folder that is not a
+/// root); an upload plays from the data folder's `uploads/`.
 fn audio_end_to_end(backend: &str) {
     let mut place = Place::new(&format!("audio-{backend}"));
     let url = place.database(backend);
-    let (music, outside) = (place.dir.join("music"), place.dir.join("outside"));
-    std::fs::create_dir_all(&music).unwrap();
-    std::fs::create_dir_all(&outside).unwrap();
+    let (music, outside, elsewhere) = (
+        place.dir.join("music"),
+        place.dir.join("outside"),
+        place.dir.join("elsewhere"),
+    );
+    for d in [&music, &outside, &elsewhere] {
+        std::fs::create_dir_all(d).unwrap();
+    }
     let fx = repo().join("fixtures/audio");
     for f in [
         "pop_a_major_120.wav",
@@ -1186,43 +1192,40 @@ fn audio_end_to_end(backend: &str) {
     ] {
         std::fs::copy(fx.join(f), music.join(f)).unwrap();
     }
-    std::fs::copy(
-        fx.join("ballad_eflat_major_76.ogg"),
-        outside.join("ballad.ogg"),
-    )
-    .unwrap();
+    let ballad = fx.join("ballad_eflat_major_76.ogg");
+    std::fs::copy(&ballad, music.join("link.ogg")).unwrap();
+    std::fs::copy(&ballad, outside.join("ballad.ogg")).unwrap();
     std::fs::copy(
         fx.join("dance_fsharp_minor_128.ogg"),
-        outside.join("dance.ogg"),
+        elsewhere.join("dance.ogg"),
     )
     .unwrap();
-    std::os::unix::fs::symlink(outside.join("ballad.ogg"), music.join("link.ogg")).unwrap();
-    let uri = format!("file://{}", outside.join("dance.ogg").display());
     let manifest = [
         json!({"external_id": "wav", "path": "pop_a_major_120.wav", "title": "Pop"}),
         json!({"external_id": "mp3", "path": "rock_d_major_140.mp3", "title": "Rock"}),
         json!({"external_id": "opus", "path": "funk_e_minor_100.opus", "title": "Funk"}),
-        json!({"external_id": "link", "path": "link.ogg", "title": "Through a symlink"}),
-        json!({"external_id": "uri", "uri": uri, "title": "By URI"}),
+        json!({"external_id": "link", "path": "link.ogg", "title": "A symlink later"}),
     ]
     .map(|l| l.to_string())
     .join("\n");
     std::fs::write(music.join("catalog.jsonl"), manifest).unwrap();
+    // A delivery from a folder that is not one of the server's media roots, by URI.
+    let uri = format!("file://{}", elsewhere.join("dance.ogg").display());
+    let other = json!({"external_id": "uri", "uri": uri, "title": "By URI"}).to_string();
+    std::fs::write(elsewhere.join("catalog.jsonl"), other).unwrap();
+    let data = place.dir.join("data");
+    index_ok(&music.join("catalog.jsonl"), &url, &data, &place.dir, &[]);
     index_ok(
-        &music.join("catalog.jsonl"),
+        &elsewhere.join("catalog.jsonl"),
         &url,
-        &place.dir.join("data"),
+        &data,
         &place.dir,
         &[],
     );
-    let s = Server::serve(
-        &place.dir,
-        &url,
-        &place.dir.join("data"),
-        TOKEN,
-        &music,
-        &[],
-    );
+    // After indexing, the file in the root becomes a symlink to the same bytes outside it.
+    std::fs::remove_file(music.join("link.ogg")).unwrap();
+    std::os::unix::fs::symlink(outside.join("ballad.ogg"), music.join("link.ogg")).unwrap();
+    let s = Server::serve(&place.dir, &url, &data, TOKEN, &music, &[]);
     let (_, page) = s.get("/v1/search?limit=10&copies=all&facets=false");
     let id_of = |ext: &str| -> i64 {
         page["results"]

@@ -242,26 +242,29 @@ pub(crate) async fn audio(req: HttpRequest, _: Bytes, st: Arc<State>) -> ApiResu
     .map_err(|e| ApiError::internal(format!("worker: {e}")))??;
     let response = file.disable_content_disposition().into_response(&req);
     if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-        return Err(unsatisfiable(&response));
+        return Ok(unsatisfiable(&response));
     }
     Ok(response)
 }
 
 /// actix-files answers an unsatisfiable range with an empty 416; ours carries the JSON
-/// error and keeps its `Content-Range: bytes */LEN`.
-fn unsatisfiable(r: &HttpResponse) -> ApiError {
+/// error and keeps its `Content-Range: bytes */LEN`, which tells a player the length.
+fn unsatisfiable(r: &HttpResponse) -> HttpResponse {
     let range = r
         .headers()
         .get("content-range")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    ApiError::new(
+    let e = ApiError::new(
         416,
         "range_not_satisfiable",
         "the requested byte range lies outside the file",
     )
-    .with_details(json!({ "content_range": range }))
+    .with_details(json!({ "content_range": range }));
+    HttpResponse::build(StatusCode::RANGE_NOT_SATISFIABLE)
+        .insert_header(("content-range", range))
+        .json(e.body())
 }
 
 #[cfg(test)]

@@ -30,8 +30,10 @@ export async function show(main, _arg, state) {
     showError(main, e);
     return;
   }
-  info.textContent = `${m.points.id.length} of ${m.total} tracks · space ${m.space} · axes explain ${Math.round((m.explained[0] + m.explained[1]) * 100)}% · colour ${m.color}`;
   const view = new MapView(canvas, tip, m);
+  const round = (x) => (Math.abs(x) >= 10 ? x.toFixed(0) : x.toFixed(2));
+  const scale = m.color.includes(':') ? 'blue: without the tag, red: with it' : `blue ${round(view.lo)} → red ${round(view.hi)}`;
+  info.textContent = `${m.points.id.length} of ${m.total} tracks · space ${m.space} · axes explain ${Math.round((m.explained[0] + m.explained[1]) * 100)} % · ${m.color}: ${scale}`;
   view.draw();
   performance.mark('motif-map-drawn');
   canvas.dataset.drawn = m.points.id.length;
@@ -42,9 +44,12 @@ class MapView {
     Object.assign(this, { canvas, tip, m, hover: -1, cards: new Map() });
     const { x, y, v } = m.points;
     const nums = v.filter((a) => a !== null);
-    this.lo = Math.min(...nums, 0);
-    this.hi = Math.max(...nums, 1e-9);
+    this.lo = nums.length ? Math.min(...nums) : 0;
+    this.hi = nums.length ? Math.max(...nums) : 1;
     if (m.color.includes(':')) { this.lo = 0; this.hi = 1; }
+    if (this.hi <= this.lo) this.hi = this.lo + 1e-9;
+    // Fewer points, bigger dots: a small catalogue stays visible, a large one legible.
+    this.dot = v.length < 500 ? 7 : v.length < 5000 ? 4 : 2.5;
     const [x0, x1, y0, y1] = [Math.min(...x), Math.max(...x), Math.min(...y), Math.max(...y)];
     this.fit = { x0, y0, sx: 1 / Math.max(x1 - x0, 1e-9), sy: 1 / Math.max(y1 - y0, 1e-9) };
     this.zoom = 1;
@@ -65,7 +70,7 @@ class MapView {
   colour(v) {
     if (v === null) return '#555';
     const t = Math.max(0, Math.min(1, (v - this.lo) / (this.hi - this.lo)));
-    return `hsl(${240 - 200 * t}, 75%, ${40 + 20 * t}%)`;
+    return `hsl(${240 - 240 * t}, 75%, ${45 + 10 * t}%)`;
   }
 
   draw() {
@@ -76,7 +81,7 @@ class MapView {
     const g = c.getContext('2d');
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, c.clientWidth, c.clientHeight);
-    const size = Math.min(6, 2 + this.zoom / 2);
+    const size = Math.min(this.dot * 2, this.dot * Math.sqrt(this.zoom));
     const { v } = this.m.points;
     for (let i = 0; i < v.length; i++) {
       const [sx, sy] = this.screenOf(i);

@@ -73,7 +73,7 @@ function render(out, p) {
     if (x.transition) {
       const t = x.transition;
       list.append(el('li', { class: 'transition' },
-        `↓ transition ${t.score} · key ${t.key_relation} · tempo ${t.tempo_change_pct == null ? 'n/a' : `${t.tempo_change_pct}%`} · similarity ${t.similarity}`));
+        `↓ transition ${t.score.toFixed(2)} · key ${t.key_relation} · tempo ${t.tempo_change_pct == null ? 'free pulse' : `${t.tempo_change_pct > 0 ? '+' : ''}${t.tempo_change_pct.toFixed(1)} %`} · similarity ${t.similarity.toFixed(2)}`));
     }
     list.append(trackRow(x.track, { queue: tracks, index: i, extra: `#${x.position}` }));
   });

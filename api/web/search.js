@@ -51,7 +51,7 @@ export async function show(main, _arg, state) {
     return;
   }
   side.append(facets(answer.facets || {}, state));
-  results.append(el('div', { class: 'dim', id: 'total' }, `${answer.total} matching tracks`));
+  results.append(el('div', { class: 'dim', id: 'total' }, `${answer.total} matching tracks, each recording shown once`));
   const list = el('ul', { class: 'tracks' });
   const onTag = (g) => toggleTag(state, g);
   answer.results.forEach((t, i) => list.append(trackRow(t, { queue: answer.results, index: i, onTag })));

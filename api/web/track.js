@@ -36,12 +36,12 @@ function bars(a) {
   const out = el('div', { class: 'bars', id: 'attributes' });
   for (const k of UNIT) {
     if (a[k] == null) continue;
-    out.append(el('span', {}, k.replace('_', ' ')),
+    out.append(el('span', {}, k.replaceAll('_', ' ')),
       el('div', {}, el('div', { class: 'bar', style: `width:${Math.max(1, Math.min(100, a[k] * 100))}%` })),
       el('span', {}, a[k].toFixed(2)));
   }
   for (const k of ['tempo_bpm', 'loudness_lufs', 'onset_rate', 'beats_per_bar']) {
-    if (a[k] != null) out.append(el('span', {}, k.replace('_', ' ')), el('span', {}), el('span', {}, String(Math.round(a[k] * 10) / 10)));
+    if (a[k] != null) out.append(el('span', {}, k.replaceAll('_', ' ')), el('span', {}), el('span', {}, String(Math.round(a[k] * 10) / 10)));
   }
   return out;
 }

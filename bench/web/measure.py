@@ -20,7 +20,7 @@ import urllib.request
 
 BASE, DRIVER = sys.argv[1], sys.argv[2]
 RUNS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-ELEMENT = "element-6066-11e4-a52e-4f735466cecb"
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
 
 
 def call(method, path, body=None):

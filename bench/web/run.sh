@@ -19,7 +19,7 @@ command -v chromedriver >/dev/null || { echo "chromedriver is not installed (apt
 cargo build --release --quiet
 MOTIF=target/release/motif
 if [ ! -f "$DIR/bench.db" ] || [ ! -d "$DIR/vectors" ]; then
-  "$MOTIF" bench-index --tracks "$TRACKS" --no-postgres --dir "$DIR" --queries 50 \
+  "$MOTIF" bench-index --tracks "$TRACKS" --no-postgres --dir "$DIR" --queries 50 --engines graph \
     ${MOTIF_LIKE:+--like "$MOTIF_LIKE"}
 fi
 "$MOTIF" serve --database "sqlite://$DIR/bench.db" --data-dir "$DIR" --bind "127.0.0.1:$PORT" --workers 2 &

@@ -1,4 +1,4 @@
-//! A small W3C WebDriver client over the same raw HTTP/1.1 client as the API tests: enough
+//! A small W3C WebDriver client over a raw HTTP/1.1 socket, like the API tests: enough
 //! to drive headless Chromium through `chromedriver` (sessions, navigation, elements,
 //! clicks, keys, pointer actions, scripts, screenshots). A crate (fantoccini, thirtyfour)
 //! would bring hyper, a TLS stack and their build time for the dozen calls used here.
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::request;
+use std::io::{BufRead, BufReader, Read, Write};
 
 /// Where Debian's `chromium-driver` and `chromium` put their programs.
 pub fn find_program(name: &str, fallback: &str) -> Option<PathBuf> {
@@ -52,7 +52,7 @@ impl Driver {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let up = std::net::TcpStream::connect(&d.addr).is_ok()
-                && call(&d.addr, "GET", "/status", None)["value"]["ready"] == json!(true);
+                && exchange(&d.addr, "GET", "/status", "").1["value"]["ready"] == json!(true);
             if up {
                 return d;
             }
@@ -96,19 +96,47 @@ impl Drop for Driver {
 /// One WebDriver command; an answer carrying an error panics with it.
 fn call(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Value {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let headers: &[(&str, &str)] = if body.is_empty() {
-        &[]
-    } else {
-        &[("content-type", "application/json")]
-    };
-    let r = request(addr, method, path, headers, body.as_bytes());
-    let v = r.json();
-    assert!(
-        r.status == 200,
-        "WebDriver {method} {path} -> {}: {v}",
-        r.status
-    );
+    let (status, v) = exchange(addr, method, path, &body);
+    assert!(status == 200, "WebDriver {method} {path} -> {status}: {v}");
     v
+}
+
+/// One HTTP/1.1 request, its answer read to its `Content-Length` (chromedriver keeps
+/// connections open whatever the request says, so reading to the end would wait).
+fn exchange(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to chromedriver");
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        r.read_line(&mut line).expect("header line");
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).expect("WebDriver answer body");
+    (status, serde_json::from_slice(&buf).unwrap_or(Value::Null))
 }
 
 /// A browser session, deleted (the browser closed) on drop.
@@ -118,7 +146,7 @@ pub struct Session {
 }
 
 /// The W3C key for an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecb";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Session {
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -170,7 +198,10 @@ impl Session {
         );
         Element {
             session: self,
-            id: v[ELEMENT].as_str().expect("element reference").to_string(),
+            id: v[ELEMENT]
+                .as_str()
+                .unwrap_or_else(|| panic!("no element {css}: {v}"))
+                .to_string(),
         }
     }
 
@@ -215,7 +246,13 @@ pub struct Element<'s> {
 }
 
 impl Element<'_> {
+    /// Scrolls the element to the middle of the window (out from under the page's fixed
+    /// player bar, where WebDriver's own scrolling would leave it), then clicks it.
     pub fn click(&self) {
+        self.session.js(
+            "arguments[0].scrollIntoView({ block: 'center' })",
+            json!([{ ELEMENT: self.id }]),
+        );
         self.session.cmd(
             "POST",
             &format!("/element/{}/click", self.id),

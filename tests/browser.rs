@@ -2,8 +2,9 @@
 //! Debian Chromium driven over WebDriver (`chromedriver`). The page is opened at `/`, a
 //! search is run and narrowed by a facet, a track plays (the audio element's clock moves),
 //! its page shows "more like this" with reasons, a 3-track playlist with a tempo range in
-//! harmonic order is built and played, a song path is walked, and the map is drawn,
-//! hovered and clicked. Fails (never skips) when chromedriver or chromium is missing.
+//! harmonic order is built and played, a song path is walked, the map is drawn,
+//! hovered and clicked, and a takedown is refused without the token (the API's message
+//! shown) and done with it. Fails (never skips) when chromedriver or chromium is missing.
 //!
 //! With `MOTIF_SCREENSHOTS=DIR` it saves a PNG of each view there (the README's come
 //! from `MOTIF_SCREENSHOTS=docs/screens cargo test --release --test browser`).
@@ -297,4 +298,15 @@ fn the_page_in_a_real_browser() {
     );
     assert!(err.as_str().unwrap().starts_with("no_token:"), "{err}");
     screenshot(&s, "admin");
+    // With the token the takedown goes through, and the track's audio is gone.
+    s.find("#token").keys("browser-token");
+    s.find("#takedown-go").click();
+    let done = s.wait_for(
+        "the takedown",
+        WAIT,
+        "return document.querySelector('#admin-out pre')?.textContent",
+    );
+    assert!(done.as_str().unwrap().contains("taken_down"), "{done}");
+    let gone = request(&server.addr, "GET", &format!("/v1/tracks/{from}/audio"), &[], b"");
+    assert_eq!(gone.status, 410);
 }

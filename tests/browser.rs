@@ -307,6 +307,12 @@ fn the_page_in_a_real_browser() {
         "return document.querySelector('#admin-out pre')?.textContent",
     );
     assert!(done.as_str().unwrap().contains("taken_down"), "{done}");
-    let gone = request(&server.addr, "GET", &format!("/v1/tracks/{from}/audio"), &[], b"");
+    let gone = request(
+        &server.addr,
+        "GET",
+        &format!("/v1/tracks/{from}/audio"),
+        &[],
+        b"",
+    );
     assert_eq!(gone.status, 410);
 }

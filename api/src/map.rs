@@ -273,16 +273,19 @@ fn round4(x: f32) -> f64 {
 /// and changes only with the sequence (a new space rewrites every embedding).
 #[derive(Default)]
 pub struct MapCache {
-    maps: Mutex<Vec<((i64, usize, Colour), Arc<Value>)>>,
+    maps: Mutex<Vec<(MapKey, Arc<Value>)>>,
 }
 
+/// Index sequence, sample size, colour.
+type MapKey = (i64, usize, Colour);
+
 impl MapCache {
-    fn get(&self, key: &(i64, usize, Colour)) -> Option<Arc<Value>> {
+    fn get(&self, key: &MapKey) -> Option<Arc<Value>> {
         let maps = self.maps.lock().unwrap_or_else(|e| e.into_inner());
         maps.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     }
 
-    fn put(&self, key: (i64, usize, Colour), map: Arc<Value>) {
+    fn put(&self, key: MapKey, map: Arc<Value>) {
         let mut maps = self.maps.lock().unwrap_or_else(|e| e.into_inner());
         maps.retain(|(k, _)| k.0 == key.0 && k != &key);
         if maps.len() >= CACHED {

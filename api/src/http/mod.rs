@@ -3,9 +3,8 @@
 //! (request, body bytes, shared state -> JSON or an [`ApiError`]); bodies are read here
 //! with a per-route size limit, so an oversized body is our own 413 JSON error.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode};
@@ -14,7 +13,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::future::LocalBoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::admission::{Gate, GateLimits};
 use crate::copies::Copies;
@@ -26,6 +25,12 @@ use crate::media::{self, MediaRoots};
 use crate::params::{self, Pairs};
 use crate::playlist::{self, PlaylistRequest};
 use crate::uploads::{self, ClipLimits};
+
+mod metrics;
+mod openapi;
+
+use metrics::Metrics;
+pub use openapi::openapi_document;
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -142,7 +147,7 @@ pub enum BodyLimit {
     Upload,
 }
 
-const FILTER_PARAMS: &[(&str, &str)] = &[
+pub(super) const FILTER_PARAMS: &[(&str, &str)] = &[
     (
         "tags",
         "tags every result carries (facet:value, comma-separated or repeated)",
@@ -741,141 +746,6 @@ async fn ingest_get(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
         .ok_or_else(|| ApiError::new(404, "unknown_run", format!("no ingest run {run}")))?;
     let errors = st.engine.writer.open_errors(Some(run), 1000).await?;
     ok(json!({ "run": row, "errors": errors }))
-}
-
-/// The OpenAPI 3 document, generated from [`ROUTES`].
-pub fn openapi_document() -> Value {
-    let mut paths = serde_json::Map::new();
-    for r in ROUTES {
-        let mut parameters: Vec<Value> = Vec::new();
-        let mut rest = r.path;
-        while let Some(start) = rest.find('{') {
-            let end = rest[start..].find('}').map_or(rest.len(), |e| start + e);
-            let name = &rest[start + 1..end];
-            parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": if name == "tag" { "string" } else { "integer" } } }));
-            rest = &rest[end..];
-        }
-        let mut expanded: Vec<(&str, &str)> = Vec::new();
-        for (n, d) in r.query {
-            if *n == "<filters>" {
-                expanded.extend(FILTER_PARAMS.iter().copied());
-            } else {
-                expanded.push((n, d));
-            }
-        }
-        for (n, d) in expanded {
-            parameters.push(json!({ "name": n, "in": "query", "required": false, "description": d, "schema": { "type": "string" } }));
-        }
-        let mut op = json!({
-            "summary": r.summary,
-            "operationId": format!("{}_{}", r.method.to_lowercase(), r.path.trim_start_matches("/v1/").replace(['/', '{', '}', '.'], "_")),
-            "parameters": parameters,
-            "responses": {
-                "200": { "description": "OK", "content": { (r.produces): {} } },
-                "400": { "$ref": "#/components/responses/Error" },
-                "404": { "$ref": "#/components/responses/Error" },
-            },
-        });
-        if let Some((ct, d)) = r.body {
-            let mut content = serde_json::Map::new();
-            for t in ct.split(" | ") {
-                content.insert(t.to_string(), json!({ "schema": { "description": d } }));
-            }
-            op["requestBody"] = json!({ "required": true, "description": d, "content": content });
-        }
-        if r.needs_token {
-            op["security"] = json!([{ "bearer": [] }]);
-        }
-        let item = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
-        item[r.method.to_lowercase()] = op;
-    }
-    json!({
-        "openapi": "3.0.3",
-        "info": { "title": "Motif", "version": env!("CARGO_PKG_VERSION"), "description": "Music search and recommendation: more like this, text and hybrid search, tags, playlists, ingestion." },
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": {
-                "type": "object",
-                "properties": { "error": { "type": "object", "properties": {
-                    "code": { "type": "string" }, "message": { "type": "string" }, "details": { "type": "object" } } } } } } } } },
-        },
-    })
-}
-
-/// Request counts and latency histograms per route, in Prometheus text format.
-#[derive(Default)]
-struct Metrics {
-    inner: Mutex<HashMap<(&'static str, &'static str), RouteStats>>,
-}
-
-/// Histogram bucket upper bounds, seconds.
-const BUCKETS: [f64; 11] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
-
-#[derive(Default)]
-struct RouteStats {
-    by_status: HashMap<u16, u64>,
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-impl Metrics {
-    fn record(&self, path: &'static str, method: &'static str, status: u16, took: Duration) {
-        let s = took.as_secs_f64();
-        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let r = m.entry((method, path)).or_default();
-        *r.by_status.entry(status).or_default() += 1;
-        for (b, le) in r.buckets.iter_mut().zip(BUCKETS) {
-            if s <= le {
-                *b += 1;
-            }
-        }
-        r.count += 1;
-        r.sum += s;
-    }
-
-    fn render(&self) -> String {
-        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut keys: Vec<_> = m.keys().copied().collect();
-        keys.sort();
-        let mut out = String::from("# HELP motif_http_requests_total Requests answered, by route and status\n# TYPE motif_http_requests_total counter\n");
-        for k in &keys {
-            let mut st: Vec<_> = m[k].by_status.iter().collect();
-            st.sort();
-            for (status, n) in st {
-                out.push_str(&format!(
-                    "motif_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n",
-                    k.0, k.1, status, n
-                ));
-            }
-        }
-        out.push_str("# HELP motif_http_request_duration_seconds Time to answer, by route\n# TYPE motif_http_request_duration_seconds histogram\n");
-        for k in &keys {
-            let r = &m[k];
-            let l = format!("method=\"{}\",route=\"{}\"", k.0, k.1);
-            for (b, le) in r.buckets.iter().zip(BUCKETS) {
-                out.push_str(&format!(
-                    "motif_http_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {b}\n"
-                ));
-            }
-            out.push_str(&format!(
-                "motif_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}\n",
-                r.count
-            ));
-            out.push_str(&format!(
-                "motif_http_request_duration_seconds_sum{{{l}}} {}\n",
-                r.sum
-            ));
-            out.push_str(&format!(
-                "motif_http_request_duration_seconds_count{{{l}}} {}\n",
-                r.count
-            ));
-        }
-        out
-    }
 }
 
 /// Runs `f` on an actix system (the runtime `server` needs), blocking the thread.

@@ -49,7 +49,7 @@ def load(url, mark, limit=60):
     while time.time() - start < limit:
         v = js(f"const m = performance.getEntriesByName('{mark}'); if (!m.length) return null;"
                " const n = performance.getEntriesByType('navigation')[0];"
-               " return [m[0].startTime, n.domInteractive, document.getElementById('view').innerText.slice(0, 200)]")
+               " return [m[0].startTime, n.domInteractive, document.getElementById('map-info')?.textContent || '']")
         if v:
             return v
         time.sleep(0.05)
@@ -72,7 +72,7 @@ try:
         url = f"{BASE}/#/map?sample={sample}&color=energy"
         cold, _, text = load(url, "motif-map-drawn")
         warm = [load(url, "motif-map-drawn")[0] for _ in range(RUNS)]
-        print(f"map {sample}: {text.splitlines()[1] if len(text.splitlines()) > 1 else text}")
+        print(f"map {sample}: {text}")
         report(f"map drawn, {sample} points, cold", [cold])
         report(f"map drawn, {sample} points, cached", warm)
 finally:

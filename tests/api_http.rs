@@ -581,6 +581,8 @@ fn api_end_to_end(backend: &str) {
         "/v1/tags/{tag}/tracks",
         "/v1/playlists",
         "/v1/path",
+        "/v1/map",
+        "/v1/tracks/{id}/audio",
         "/v1/tracks",
         "/v1/ingest",
         "/v1/ingest/{run}",
@@ -607,6 +609,7 @@ fn api_end_to_end(backend: &str) {
         }
     }
     check_error(s.get("/v1/nothing-here"), 404, "unknown_route");
+    map_and_page(&s);
     check_error(
         s.send("PUT", "/v1/search", &[], b""),
         405,
@@ -1106,6 +1109,234 @@ fn duplicates_end_to_end_sqlite() {
 #[test]
 fn duplicates_end_to_end_postgres() {
     duplicates_end_to_end("postgres");
+}
+
+/// The catalogue map (bounded, deterministic, versioned, coloured) and the web page's files.
+fn map_and_page(s: &Server) {
+    let (st, m) = s.get("/v1/map?sample=12&color=tempo_bpm");
+    assert_eq!(st, 200, "{m}");
+    let ids = m["points"]["id"].as_array().unwrap();
+    assert_eq!(ids.len(), 12);
+    for col in ["x", "y", "v"] {
+        assert_eq!(m["points"][col].as_array().unwrap().len(), 12, "{col}");
+    }
+    assert!(m["space"].as_str().is_some_and(|v| !v.is_empty()), "{m}");
+    assert!(m["seq"].as_i64().unwrap() > 0 && m["total"].as_u64().unwrap() >= 12);
+    assert!(m["points"]["v"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v.as_f64().is_some_and(|t| t > 30.0)));
+    let (_, again) = s.get("/v1/map?sample=12&color=tempo_bpm");
+    if again["seq"] == m["seq"] {
+        assert_eq!(again, m, "the same index state draws the same map");
+    }
+    let (st, tagged) = s.get("/v1/map?sample=500&color=genre:rock");
+    assert_eq!(st, 200, "{tagged}");
+    let v = tagged["points"]["v"].as_array().unwrap();
+    assert!(
+        v.iter().any(|x| x == 1) && v.iter().any(|x| x == 0),
+        "{tagged}"
+    );
+    assert_eq!(
+        v.len() as u64,
+        tagged["total"].as_u64().unwrap(),
+        "a sample over the catalogue size is all of it"
+    );
+    check_error(s.get("/v1/map?sample=0"), 400, "bad_sample");
+    check_error(s.get("/v1/map?sample=20001"), 400, "bad_sample");
+    check_error(s.get("/v1/map?color=year"), 400, "bad_color");
+
+    let page = request(&s.addr, "GET", "/", &[], b"");
+    assert_eq!(page.status, 200);
+    assert!(header(&page, "content-type").is_some_and(|c| c.starts_with("text/html")));
+    assert!(page.text().contains("/assets/app.js"));
+    let js = request(&s.addr, "GET", "/assets/app.js", &[], b"");
+    assert_eq!(js.status, 200);
+    assert!(header(&js, "content-type").is_some_and(|c| c.starts_with("text/javascript")));
+    let missing = request(&s.addr, "GET", "/assets/nope.js", &[], b"");
+    check_error((missing.status, missing.json()), 404, "unknown_asset");
+}
+
+/// A response header's value (case-insensitive name), if present.
+fn header(r: &Response, name: &str) -> Option<String> {
+    r.headers.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+/// `GET /v1/tracks/{id}/audio`: the whole file with `Accept-Ranges`, byte ranges as 206
+/// with the right bytes and `Content-Range`, 416 past the end, 404 for an unknown id, 410
+/// after a takedown, and 403 for audio outside the media roots (a file swapped for a
+/// symlink leading out after indexing; a `file://` URI under a folder that is not a
+/// root); an upload plays from the data folder's `uploads/`.
+fn audio_end_to_end(backend: &str) {
+    let mut place = Place::new(&format!("audio-{backend}"));
+    let url = place.database(backend);
+    let (music, outside, elsewhere) = (
+        place.dir.join("music"),
+        place.dir.join("outside"),
+        place.dir.join("elsewhere"),
+    );
+    for d in [&music, &outside, &elsewhere] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let fx = repo().join("fixtures/audio");
+    for f in [
+        "pop_a_major_120.wav",
+        "rock_d_major_140.mp3",
+        "funk_e_minor_100.opus",
+    ] {
+        std::fs::copy(fx.join(f), music.join(f)).unwrap();
+    }
+    let ballad = fx.join("ballad_eflat_major_76.ogg");
+    std::fs::copy(&ballad, music.join("link.ogg")).unwrap();
+    std::fs::copy(&ballad, outside.join("ballad.ogg")).unwrap();
+    std::fs::copy(
+        fx.join("dance_fsharp_minor_128.ogg"),
+        elsewhere.join("dance.ogg"),
+    )
+    .unwrap();
+    let manifest = [
+        json!({"external_id": "wav", "path": "pop_a_major_120.wav", "title": "Pop"}),
+        json!({"external_id": "mp3", "path": "rock_d_major_140.mp3", "title": "Rock"}),
+        json!({"external_id": "opus", "path": "funk_e_minor_100.opus", "title": "Funk"}),
+        json!({"external_id": "link", "path": "link.ogg", "title": "A symlink later"}),
+    ]
+    .map(|l| l.to_string())
+    .join("\n");
+    std::fs::write(music.join("catalog.jsonl"), manifest).unwrap();
+    // A delivery from a folder that is not one of the server's media roots, by URI.
+    let uri = format!("file://{}", elsewhere.join("dance.ogg").display());
+    let other = json!({"external_id": "uri", "uri": uri, "title": "By URI"}).to_string();
+    std::fs::write(elsewhere.join("catalog.jsonl"), other).unwrap();
+    let data = place.dir.join("data");
+    index_ok(&music.join("catalog.jsonl"), &url, &data, &place.dir, &[]);
+    index_ok(
+        &elsewhere.join("catalog.jsonl"),
+        &url,
+        &data,
+        &place.dir,
+        &[],
+    );
+    // After indexing, the file in the root becomes a symlink to the same bytes outside it.
+    std::fs::remove_file(music.join("link.ogg")).unwrap();
+    std::os::unix::fs::symlink(outside.join("ballad.ogg"), music.join("link.ogg")).unwrap();
+    let s = Server::serve(&place.dir, &url, &data, TOKEN, &music, &[]);
+    let (_, page) = s.get("/v1/search?limit=10&copies=all&facets=false");
+    let id_of = |ext: &str| -> i64 {
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["external_id"] == ext)
+            .and_then(|r| r["id"].as_i64())
+            .unwrap_or_else(|| panic!("{ext} not indexed: {page}"))
+    };
+    let audio = |id: i64, headers: &[(&str, &str)]| {
+        request(
+            &s.addr,
+            "GET",
+            &format!("/v1/tracks/{id}/audio"),
+            headers,
+            b"",
+        )
+    };
+    let wav = std::fs::read(music.join("pop_a_major_120.wav")).unwrap();
+    let len = wav.len();
+
+    let whole = audio(id_of("wav"), &[]);
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    assert_eq!(whole.body, wav);
+    assert_eq!(header(&whole, "accept-ranges").as_deref(), Some("bytes"));
+    assert_eq!(header(&whole, "content-type").as_deref(), Some("audio/wav"));
+    assert!(header(&whole, "etag").is_some());
+
+    let part = audio(id_of("wav"), &[("range", "bytes=100-1123")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, &wav[100..1124]);
+    assert_eq!(
+        header(&part, "content-range"),
+        Some(format!("bytes 100-1123/{len}"))
+    );
+    let tail = audio(id_of("wav"), &[("range", "bytes=-500")]);
+    assert_eq!(tail.status, 206);
+    assert_eq!(tail.body, &wav[len - 500..]);
+    assert_eq!(
+        header(&tail, "content-range"),
+        Some(format!("bytes {}-{}/{len}", len - 500, len - 1))
+    );
+    let open = audio(id_of("wav"), &[("range", &format!("bytes={}-", len - 10))]);
+    assert_eq!((open.status, open.body.as_slice()), (206, &wav[len - 10..]));
+
+    let beyond = audio(id_of("wav"), &[("range", &format!("bytes={len}-"))]);
+    check_error((beyond.status, beyond.json()), 416, "range_not_satisfiable");
+    assert_eq!(
+        header(&beyond, "content-range"),
+        Some(format!("bytes */{len}"))
+    );
+
+    for (ext, ct) in [("mp3", "audio/mpeg"), ("opus", "audio/ogg")] {
+        let r = audio(id_of(ext), &[("range", "bytes=0-99")]);
+        assert_eq!((r.status, r.body.len()), (206, 100), "{ext}");
+        assert_eq!(header(&r, "content-type").as_deref(), Some(ct));
+    }
+    // Outside the roots: refused, and the answer names no server path.
+    for ext in ["link", "uri"] {
+        let r = audio(id_of(ext), &[]);
+        check_error((r.status, r.json()), 403, "outside_media_roots");
+        assert!(
+            !r.text().contains(&place.dir.display().to_string()),
+            "{}",
+            r.text()
+        );
+    }
+    check_error(s.get("/v1/tracks/987654321/audio"), 404, "unknown_track");
+    check_error(s.get("/v1/tracks/abc/audio"), 400, "bad_id");
+
+    // An upload is served from the data folder's uploads/.
+    let mp3 = std::fs::read(fx.join("hiphop_g_minor_90.mp3")).unwrap();
+    let (ct, body) = multipart(&[
+        ("audio", Some("hiphop.mp3"), &mp3),
+        (
+            "metadata",
+            None,
+            br#"{"external_id": "up", "title": "Uploaded"}"#,
+        ),
+    ]);
+    let auth = format!("Bearer {TOKEN}");
+    let (st, up) = s.send(
+        "POST",
+        "/v1/tracks",
+        &[("content-type", &ct), ("authorization", &auth)],
+        &body,
+    );
+    assert_eq!(st, 201, "{up}");
+    let up_id = up["id"].as_i64().unwrap_or_else(|| panic!("{up}"));
+    let r = audio(up_id, &[("range", "bytes=0-")]);
+    assert_eq!((r.status, r.body == mp3), (206, true));
+
+    // Taken down: gone.
+    let (st, v) = take_down(&s, id_of("wav"));
+    assert_eq!(st, 200, "{v}");
+    check_error(
+        s.get(&format!("/v1/tracks/{}/audio", id_of("wav"))),
+        410,
+        "taken_down",
+    );
+}
+
+#[test]
+fn audio_end_to_end_sqlite() {
+    audio_end_to_end("sqlite");
+}
+
+#[test]
+fn audio_end_to_end_postgres() {
+    audio_end_to_end("postgres");
 }
 
 /// The README's first command: `motif quickstart` indexes the fixtures, serves them and

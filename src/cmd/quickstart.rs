@@ -48,6 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bind: args.bind.clone(),
         token: Some(token.clone()),
         ingest_root: Some(music.clone()),
+        media_roots: Vec::new(),
         workers: 2,
         refresh_ms: 1000,
         limits: serve::LimitArgs::default(),
@@ -115,5 +116,6 @@ fn print_examples(
         "  curl -s -X POST '{base}/playlists' -H 'content-type: application/json' -d '{{\"filters\": {{\"ranges\": {{\"tempo_bpm\": {{\"min\": {lo}, \"max\": {hi}}}}}}}, \"size\": 5, \"artist_gap\": 1, \"order\": \"harmonic\", \"seed\": 7}}'\n"
     );
     println!("Write token (POST /v1/tracks, DELETE /v1/tracks/{{id}}, POST /v1/ingest): {token}");
+    println!("Listen in a browser: http://{addr}/ (search, play, playlists, the map).");
     println!("Everything else: {base}/openapi.json. Ctrl-C stops the server.");
 }

@@ -36,6 +36,11 @@ pub struct Args {
     /// Folder that manifests posted to /v1/ingest name their audio under.
     #[arg(long, env = "MOTIF_INGEST_ROOT")]
     pub ingest_root: Option<PathBuf>,
+    /// Folder GET /v1/tracks/{id}/audio may serve audio from (repeatable; the ingest
+    /// root and the data folder's uploads/ always are). A track's relative source is
+    /// looked up under each; nothing outside them is served, symlinks included.
+    #[arg(long = "media-root", env = "MOTIF_MEDIA_ROOTS", value_delimiter = ':')]
+    pub media_roots: Vec<PathBuf>,
     /// HTTP worker threads.
     #[arg(long, env = "MOTIF_WORKERS", default_value_t = 2)]
     pub workers: usize,
@@ -105,9 +110,18 @@ impl Args {
             ),
             None => None,
         };
+        let media_roots = self
+            .media_roots
+            .iter()
+            .map(|r| {
+                r.canonicalize()
+                    .with_context(|| format!("--media-root {}", r.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(ServeConfig {
             token: self.token.clone().filter(|t| !t.is_empty()),
             ingest_root,
+            media_roots,
             refresh_every: Duration::from_millis(self.refresh_ms),
             workers: self.workers,
             clip_limits: ClipLimits {
@@ -221,10 +235,11 @@ pub async fn serve(
     let listener = TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
     let addr = listener.local_addr()?;
     eprintln!(
-        "motif: serving http://{addr}/v1 | workers {} | writes {} | ingest root {} | refresh every {} ms",
+        "motif: serving http://{addr}/v1 | page http://{addr}/ | workers {} | writes {} | ingest root {} | media roots {} | refresh every {} ms",
         config.workers,
         if config.token.is_some() { "need the bearer token" } else { "disabled (no --token)" },
         config.ingest_root.as_ref().map_or("none".to_string(), |r| redact(&r.display().to_string())),
+        config.media_roots.len() + usize::from(config.ingest_root.is_some()) + 1,
         config.refresh_every.as_millis(),
     );
     ready(addr, &engine);

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod webdriver;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn repo() -> PathBuf {

@@ -3,9 +3,8 @@
 //! (request, body bytes, shared state -> JSON or an [`ApiError`]); bodies are read here
 //! with a per-route size limit, so an oversized body is our own 413 JSON error.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode};
@@ -14,16 +13,24 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::future::LocalBoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::admission::{Gate, GateLimits};
 use crate::copies::Copies;
 use crate::engine::{Engine, SimilarQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::hybrid::{self, HybridRequest};
+use crate::map;
+use crate::media::{self, MediaRoots};
 use crate::params::{self, Pairs};
 use crate::playlist::{self, PlaylistRequest};
 use crate::uploads::{self, ClipLimits};
+
+mod metrics;
+mod openapi;
+
+use metrics::Metrics;
+pub use openapi::openapi_document;
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -52,6 +59,9 @@ pub struct ServeConfig {
     pub body_idle_timeout: Duration,
     /// HTTP worker threads.
     pub workers: usize,
+    /// Folders `GET /v1/tracks/{id}/audio` may serve files from, besides the ingest root
+    /// and the data folder's `uploads/` (see [`media`]).
+    pub media_roots: Vec<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -80,6 +90,7 @@ impl Default for ServeConfig {
             upload_body_timeout: Duration::from_secs(300),
             body_idle_timeout: Duration::from_secs(10),
             workers: 2,
+            media_roots: Vec::new(),
         }
     }
 }
@@ -95,6 +106,10 @@ pub struct State {
     pub clips: Gate,
     /// Turns at track uploads.
     pub writes: Gate,
+    /// Where track audio may be served from.
+    pub media: Arc<MediaRoots>,
+    /// The catalogue map of the current index state.
+    pub maps: map::MapCache,
 }
 
 type Answer = ApiResult<HttpResponse>;
@@ -113,8 +128,13 @@ pub struct Route {
     pub needs_token: bool,
     /// Largest body accepted.
     pub max_body: BodyLimit,
+    /// Content type of a successful answer (for the OpenAPI document).
+    pub produces: &'static str,
     handler: HandlerFn,
 }
+
+/// What most routes answer with.
+const JSON: &str = "application/json";
 
 /// Body size class of a route.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -127,7 +147,7 @@ pub enum BodyLimit {
     Upload,
 }
 
-const FILTER_PARAMS: &[(&str, &str)] = &[
+pub(super) const FILTER_PARAMS: &[(&str, &str)] = &[
     (
         "tags",
         "tags every result carries (facet:value, comma-separated or repeated)",
@@ -154,23 +174,25 @@ macro_rules! h {
 
 /// Every route of the API, under `/v1`.
 pub static ROUTES: &[Route] = &[
-    Route { method: "GET", path: "/v1/health", summary: "Liveness, the change sequence served and the store's, index sizes", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(health) },
-    Route { method: "GET", path: "/v1/metrics", summary: "Prometheus metrics (text format)", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(metrics) },
-    Route { method: "GET", path: "/v1/openapi.json", summary: "This API as an OpenAPI 3 document, generated from the route table", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(openapi) },
-    Route { method: "GET", path: "/v1/tracks/{id}", summary: "A track: metadata, attributes, tags with score and source", query: &[("include", "beats: add the tracked beat times (seconds from the start)")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(track) },
-    Route { method: "GET", path: "/v1/tracks/{id}/duplicates", summary: "Other copies of the track's recording (other encodes, re-deliveries, trimmed copies), with the fingerprint evidence and which copy answers show", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(duplicates) },
-    Route { method: "GET", path: "/v1/tracks/{id}/similar", summary: "More like this: nearest tracks by embedding, seed excluded, duplicates collapsed, with reasons", query: &[("limit", "results per page (1..=500, default 10)"), ("cursor", "next_cursor of the previous page"), ("max_per_artist", "at most this many results per artist"), ("copies", "one (default: one copy per recording) or all"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(similar_get) },
-    Route { method: "POST", path: "/v1/similar", summary: "More like several weighted seeds, a raw embedding, or an uploaded audio clip (multipart field `audio`)", query: &[], body: Some(("application/json | multipart/form-data", "{\"seeds\": [{\"id\", \"weight\"}], \"vector\": [...], \"filters\": {...}, \"limit\", \"cursor\", \"max_per_artist\", \"copies\": \"one\" (default) | \"all\"}; or multipart with `audio` and optional `options` (the same JSON)")), needs_token: false, max_body: BodyLimit::JsonOrClip, handler: h!(similar_post) },
-    Route { method: "GET", path: "/v1/search", summary: "Text search (BM25) with the query syntax artist:, genre:, album:, title:, tag:, bpm:80-100, key:8A, year:1990-1999, quoted phrases; facet counts", query: &[("q", "the query"), ("limit", "1..=500"), ("cursor", "paging"), ("copies", "one (default: one copy per recording) or all"), ("facets", "false to skip facet counts"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(search) },
-    Route { method: "POST", path: "/v1/search/hybrid", summary: "Text and embedding candidates under the same exact filters, fused by RRF (k=60) or weights", query: &[], body: Some(("application/json", "{\"q\", \"like\": [ids], \"filters\": {...}, \"fusion\": \"rrf\"|\"weighted\", \"weights\": {\"text\", \"vector\"}, \"limit\", \"cursor\", \"explain\"}; \"copies\": \"one\" (default) | \"all\"")), needs_token: false, max_body: BodyLimit::Json, handler: h!(hybrid_post) },
-    Route { method: "GET", path: "/v1/tags", summary: "Every tag with its track count, grouped by facet", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(tags) },
-    Route { method: "GET", path: "/v1/tags/{tag}/tracks", summary: "Tracks carrying a tag", query: &[("limit", "1..=500"), ("cursor", "paging"), ("copies", "one (default: one copy per recording) or all")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(tag_tracks) },
-    Route { method: "POST", path: "/v1/playlists", summary: "Playlist generation: filters, seeds, attribute targets, size or duration, artist rules, ordering smooth|harmonic|energy_arc, seed", query: &[], body: Some(("application/json", "{\"filters\", \"seeds\", \"targets\", \"size\" | \"duration_s\", \"tolerance_s\", \"max_per_artist\", \"artist_gap\", \"order\", \"seed\"}; \"copies\": \"one\" (default) | \"all\"")), needs_token: false, max_body: BodyLimit::Json, handler: h!(playlist_post) },
-    Route { method: "GET", path: "/v1/path", summary: "A song path: tracks walking from one track to another in even steps", query: &[("from", "start track id"), ("to", "end track id"), ("steps", "tracks including both ends, 2..=100 (default 8)")], body: None, needs_token: false, max_body: BodyLimit::Json, handler: h!(path_get) },
-    Route { method: "POST", path: "/v1/tracks", summary: "Add or replace one track: multipart `audio` plus `metadata` (a manifest line's fields)", query: &[], body: Some(("multipart/form-data", "audio: the file; metadata: {\"external_id\", \"title\", \"artists\", \"album\", \"genre\", \"release_date\", \"tags\", \"isrc\"}")), needs_token: true, max_body: BodyLimit::Upload, handler: h!(track_post) },
-    Route { method: "DELETE", path: "/v1/tracks/{id}", summary: "Take a track down: it leaves every answer before this returns", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, handler: h!(track_delete) },
-    Route { method: "POST", path: "/v1/ingest", summary: "Run the ingestion pipeline on a JSONL manifest (paths under the server's ingest root); answers with the run id", query: &[], body: Some(("application/x-ndjson", "one manifest object per line")), needs_token: true, max_body: BodyLimit::Upload, handler: h!(ingest_post) },
-    Route { method: "GET", path: "/v1/ingest/{run}", summary: "An ingest run: status, counts, its analysis jobs queued / running / done / failed with the rate (Postgres), and its item errors (needs the token: errors name server files)", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, handler: h!(ingest_get) },
+    Route { method: "GET", path: "/v1/health", summary: "Liveness, the change sequence served and the store's, index sizes", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(health) },
+    Route { method: "GET", path: "/v1/metrics", summary: "Prometheus metrics (text format)", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(metrics) },
+    Route { method: "GET", path: "/v1/openapi.json", summary: "This API as an OpenAPI 3 document, generated from the route table", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(openapi) },
+    Route { method: "GET", path: "/v1/tracks/{id}", summary: "A track: metadata, attributes, tags with score and source", query: &[("include", "beats: add the tracked beat times (seconds from the start)")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(track) },
+    Route { method: "GET", path: "/v1/tracks/{id}/audio", summary: "The track's stored audio file, streamed with HTTP Range support (206, 416, Accept-Ranges, ETag); only from the server's media roots; 410 once taken down", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: "audio/*", handler: h!(media::audio) },
+    Route { method: "GET", path: "/v1/tracks/{id}/duplicates", summary: "Other copies of the track's recording (other encodes, re-deliveries, trimmed copies), with the fingerprint evidence and which copy answers show", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(duplicates) },
+    Route { method: "GET", path: "/v1/tracks/{id}/similar", summary: "More like this: nearest tracks by embedding, seed excluded, duplicates collapsed, with reasons", query: &[("limit", "results per page (1..=500, default 10)"), ("cursor", "next_cursor of the previous page"), ("max_per_artist", "at most this many results per artist"), ("copies", "one (default: one copy per recording) or all"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(similar_get) },
+    Route { method: "POST", path: "/v1/similar", summary: "More like several weighted seeds, a raw embedding, or an uploaded audio clip (multipart field `audio`)", query: &[], body: Some(("application/json | multipart/form-data", "{\"seeds\": [{\"id\", \"weight\"}], \"vector\": [...], \"filters\": {...}, \"limit\", \"cursor\", \"max_per_artist\", \"copies\": \"one\" (default) | \"all\"}; or multipart with `audio` and optional `options` (the same JSON)")), needs_token: false, max_body: BodyLimit::JsonOrClip, produces: JSON, handler: h!(similar_post) },
+    Route { method: "GET", path: "/v1/search", summary: "Text search (BM25) with the query syntax artist:, genre:, album:, title:, tag:, bpm:80-100, key:8A, year:1990-1999, quoted phrases; facet counts", query: &[("q", "the query"), ("limit", "1..=500"), ("cursor", "paging"), ("copies", "one (default: one copy per recording) or all"), ("facets", "false to skip facet counts"), ("<filters>", "any filter parameter")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(search) },
+    Route { method: "POST", path: "/v1/search/hybrid", summary: "Text and embedding candidates under the same exact filters, fused by RRF (k=60) or weights", query: &[], body: Some(("application/json", "{\"q\", \"like\": [ids], \"filters\": {...}, \"fusion\": \"rrf\"|\"weighted\", \"weights\": {\"text\", \"vector\"}, \"limit\", \"cursor\", \"explain\"}; \"copies\": \"one\" (default) | \"all\"")), needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(hybrid_post) },
+    Route { method: "GET", path: "/v1/tags", summary: "Every tag with its track count, grouped by facet", query: &[], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(tags) },
+    Route { method: "GET", path: "/v1/tags/{tag}/tracks", summary: "Tracks carrying a tag", query: &[("limit", "1..=500"), ("cursor", "paging"), ("copies", "one (default: one copy per recording) or all")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(tag_tracks) },
+    Route { method: "POST", path: "/v1/playlists", summary: "Playlist generation: filters, seeds, attribute targets, size or duration, artist rules, ordering smooth|harmonic|energy_arc, seed", query: &[], body: Some(("application/json", "{\"filters\", \"seeds\", \"targets\", \"size\" | \"duration_s\", \"tolerance_s\", \"max_per_artist\", \"artist_gap\", \"order\", \"seed\"}; \"copies\": \"one\" (default) | \"all\"")), needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(playlist_post) },
+    Route { method: "GET", path: "/v1/map", summary: "A 2-D map of the catalogue: a deterministic sample of tracks projected on the embedding space's two principal axes, with a colour value per point", query: &[("sample", "points (1..=20000, default 5000)"), ("color", "an attribute (energy, tempo_bpm, ...) or a tag (facet:value: 1 when carried, else 0); default energy")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(map::map_get) },
+    Route { method: "GET", path: "/v1/path", summary: "A song path: tracks walking from one track to another in even steps", query: &[("from", "start track id"), ("to", "end track id"), ("steps", "tracks including both ends, 2..=100 (default 8)")], body: None, needs_token: false, max_body: BodyLimit::Json, produces: JSON, handler: h!(path_get) },
+    Route { method: "POST", path: "/v1/tracks", summary: "Add or replace one track: multipart `audio` plus `metadata` (a manifest line's fields)", query: &[], body: Some(("multipart/form-data", "audio: the file; metadata: {\"external_id\", \"title\", \"artists\", \"album\", \"genre\", \"release_date\", \"tags\", \"isrc\"}")), needs_token: true, max_body: BodyLimit::Upload, produces: JSON, handler: h!(track_post) },
+    Route { method: "DELETE", path: "/v1/tracks/{id}", summary: "Take a track down: it leaves every answer before this returns", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, produces: JSON, handler: h!(track_delete) },
+    Route { method: "POST", path: "/v1/ingest", summary: "Run the ingestion pipeline on a JSONL manifest (paths under the server's ingest root); answers with the run id", query: &[], body: Some(("application/x-ndjson", "one manifest object per line")), needs_token: true, max_body: BodyLimit::Upload, produces: JSON, handler: h!(ingest_post) },
+    Route { method: "GET", path: "/v1/ingest/{run}", summary: "An ingest run: status, counts, its analysis jobs queued / running / done / failed with the rate (Postgres), and its item errors (needs the token: errors name server files)", query: &[], body: None, needs_token: true, max_body: BodyLimit::Json, produces: JSON, handler: h!(ingest_get) },
 ];
 
 /// Largest JSON body.
@@ -198,6 +220,8 @@ pub fn server(
         ingest_busy: Arc::new(tokio::sync::Mutex::new(())),
         clips: Gate::new("clip analysis", config.clip_gate),
         writes: Gate::new("upload", config.write_gate),
+        media: Arc::new(MediaRoots::new(media_roots(&config, engine.data_dir()))),
+        maps: map::MapCache::default(),
     });
     // Freshness: follow the store's change log. The vector index is saved at shutdown (a
     // save of a large graph would stall queries); after a crash the server catches up from
@@ -212,7 +236,9 @@ pub fn server(
         }
     });
     let server = HttpServer::new(move || {
-        let mut app = App::new().app_data(web::Data::new(state.clone()));
+        let mut app = App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(crate::page::routes);
         for (i, r) in ROUTES.iter().enumerate() {
             let method = Method::from_bytes(r.method.as_bytes()).expect("route methods are valid");
             app = app.route(
@@ -250,6 +276,17 @@ pub fn server(
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// The media roots: `--media-root`s, the ingest root, and the data folder's `uploads/`
+/// (where `POST /v1/tracks` puts its files).
+fn media_roots(config: &ServeConfig, data_dir: &std::path::Path) -> Vec<PathBuf> {
+    let uploads = data_dir.join("uploads");
+    let _ = std::fs::create_dir_all(&uploads);
+    let mut roots = config.media_roots.clone();
+    roots.extend(config.ingest_root.clone());
+    roots.push(uploads);
+    roots
 }
 
 /// Whether a concrete path matches a route pattern (`{x}` matches one segment).
@@ -426,7 +463,7 @@ fn query(req: &HttpRequest) -> ApiResult<Pairs> {
     params::pairs(req.query_string())
 }
 
-fn path_id(req: &HttpRequest, name: &str) -> ApiResult<i64> {
+pub(crate) fn path_id(req: &HttpRequest, name: &str) -> ApiResult<i64> {
     let raw = req.match_info().get(name).unwrap_or("");
     raw.parse::<i64>().map_err(|_| {
         ApiError::bad(
@@ -714,141 +751,6 @@ async fn ingest_get(req: HttpRequest, _: Bytes, st: Arc<State>) -> Answer {
         None => None,
     };
     ok(json!({ "run": row, "jobs": jobs, "errors": errors }))
-}
-
-/// The OpenAPI 3 document, generated from [`ROUTES`].
-pub fn openapi_document() -> Value {
-    let mut paths = serde_json::Map::new();
-    for r in ROUTES {
-        let mut parameters: Vec<Value> = Vec::new();
-        let mut rest = r.path;
-        while let Some(start) = rest.find('{') {
-            let end = rest[start..].find('}').map_or(rest.len(), |e| start + e);
-            let name = &rest[start + 1..end];
-            parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": if name == "tag" { "string" } else { "integer" } } }));
-            rest = &rest[end..];
-        }
-        let mut expanded: Vec<(&str, &str)> = Vec::new();
-        for (n, d) in r.query {
-            if *n == "<filters>" {
-                expanded.extend(FILTER_PARAMS.iter().copied());
-            } else {
-                expanded.push((n, d));
-            }
-        }
-        for (n, d) in expanded {
-            parameters.push(json!({ "name": n, "in": "query", "required": false, "description": d, "schema": { "type": "string" } }));
-        }
-        let mut op = json!({
-            "summary": r.summary,
-            "operationId": format!("{}_{}", r.method.to_lowercase(), r.path.trim_start_matches("/v1/").replace(['/', '{', '}', '.'], "_")),
-            "parameters": parameters,
-            "responses": {
-                "200": { "description": "OK", "content": { "application/json": {} } },
-                "400": { "$ref": "#/components/responses/Error" },
-                "404": { "$ref": "#/components/responses/Error" },
-            },
-        });
-        if let Some((ct, d)) = r.body {
-            let mut content = serde_json::Map::new();
-            for t in ct.split(" | ") {
-                content.insert(t.to_string(), json!({ "schema": { "description": d } }));
-            }
-            op["requestBody"] = json!({ "required": true, "description": d, "content": content });
-        }
-        if r.needs_token {
-            op["security"] = json!([{ "bearer": [] }]);
-        }
-        let item = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
-        item[r.method.to_lowercase()] = op;
-    }
-    json!({
-        "openapi": "3.0.3",
-        "info": { "title": "Motif", "version": env!("CARGO_PKG_VERSION"), "description": "Music search and recommendation: more like this, text and hybrid search, tags, playlists, ingestion." },
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": {
-                "type": "object",
-                "properties": { "error": { "type": "object", "properties": {
-                    "code": { "type": "string" }, "message": { "type": "string" }, "details": { "type": "object" } } } } } } } } },
-        },
-    })
-}
-
-/// Request counts and latency histograms per route, in Prometheus text format.
-#[derive(Default)]
-struct Metrics {
-    inner: Mutex<HashMap<(&'static str, &'static str), RouteStats>>,
-}
-
-/// Histogram bucket upper bounds, seconds.
-const BUCKETS: [f64; 11] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
-
-#[derive(Default)]
-struct RouteStats {
-    by_status: HashMap<u16, u64>,
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-impl Metrics {
-    fn record(&self, path: &'static str, method: &'static str, status: u16, took: Duration) {
-        let s = took.as_secs_f64();
-        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let r = m.entry((method, path)).or_default();
-        *r.by_status.entry(status).or_default() += 1;
-        for (b, le) in r.buckets.iter_mut().zip(BUCKETS) {
-            if s <= le {
-                *b += 1;
-            }
-        }
-        r.count += 1;
-        r.sum += s;
-    }
-
-    fn render(&self) -> String {
-        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut keys: Vec<_> = m.keys().copied().collect();
-        keys.sort();
-        let mut out = String::from("# HELP motif_http_requests_total Requests answered, by route and status\n# TYPE motif_http_requests_total counter\n");
-        for k in &keys {
-            let mut st: Vec<_> = m[k].by_status.iter().collect();
-            st.sort();
-            for (status, n) in st {
-                out.push_str(&format!(
-                    "motif_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n",
-                    k.0, k.1, status, n
-                ));
-            }
-        }
-        out.push_str("# HELP motif_http_request_duration_seconds Time to answer, by route\n# TYPE motif_http_request_duration_seconds histogram\n");
-        for k in &keys {
-            let r = &m[k];
-            let l = format!("method=\"{}\",route=\"{}\"", k.0, k.1);
-            for (b, le) in r.buckets.iter().zip(BUCKETS) {
-                out.push_str(&format!(
-                    "motif_http_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {b}\n"
-                ));
-            }
-            out.push_str(&format!(
-                "motif_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}\n",
-                r.count
-            ));
-            out.push_str(&format!(
-                "motif_http_request_duration_seconds_sum{{{l}}} {}\n",
-                r.sum
-            ));
-            out.push_str(&format!(
-                "motif_http_request_duration_seconds_count{{{l}}} {}\n",
-                r.count
-            ));
-        }
-        out
-    }
 }
 
 /// Runs `f` on an actix system (the runtime `server` needs), blocking the thread.

@@ -401,9 +401,10 @@ fn api_end_to_end(backend: &str) {
         400,
         "unknown_tag",
     );
-    // Paging: over every copy (40 tracks), and over recordings (one copy each: 15, the
-    // 4-s excerpts of the pop song being copies of it).
-    for (copies, limit, second_page) in [("all", 15, 15..=15), ("one", 10, 1..=10)] {
+    // Paging: over every copy (40 tracks), and over recordings (one copy each: at least
+    // the 7 songs; the pop song's 1-4 s excerpts are copies of it, by their fingerprints or
+    // fine fingerprints).
+    for (copies, limit, second_page) in [("all", 15, 15..=15), ("one", 4, 1..=4)] {
         let (_, q1) = s.get(&format!(
             "/v1/search?limit={limit}&facets=false&copies={copies}"
         ));
@@ -462,12 +463,12 @@ fn api_end_to_end(backend: &str) {
         again["tracks"], pl["tracks"],
         "the same seed gives the same playlist"
     );
-    // A harmonic playlist through the free-pulse tracks (the ambient song's four encodes)
-    // and the slow ones: a free tempo plays no part in a transition (no tempo change
-    // reported), a steady one does.
+    // A harmonic playlist through the free-pulse tracks (the ambient song's four encodes,
+    // every copy asked for) and the slow ones: a free tempo plays no part in a transition
+    // (no tempo change reported), a steady one does.
     let (st, fp) = s.post_json(
         "/v1/playlists",
-        &json!({"filters": {"tags_any": ["tempo:free", "tempo:slow"]}, "size": 8, "order": "harmonic", "seed": 3}),
+        &json!({"filters": {"tags_any": ["tempo:free", "tempo:slow"]}, "size": 8, "order": "harmonic", "seed": 3, "copies": "all"}),
     );
     assert_eq!(st, 200, "{fp}");
     let entries = fp["tracks"].as_array().unwrap();
@@ -903,8 +904,11 @@ fn learned_tags_work_everywhere(s: &Server, tags: &Value) {
     assert_eq!(shown["source"], "analysis", "{t}");
     assert!((0.0..=1.0).contains(&shown["score"].as_f64().unwrap()));
     // Filtered "more like this": every hit carries it, and the reasons name what the seed
-    // and the hit both sound like.
-    let (st, sim) = s.get(&format!("/v1/tracks/{carrier}/similar?limit=10&tags={tag}"));
+    // and the hit both sound like (every copy: the fixtures' scraps and excerpts are copies
+    // of their songs, so one per recording would leave only a handful).
+    let (st, sim) = s.get(&format!(
+        "/v1/tracks/{carrier}/similar?limit=10&tags={tag}&copies=all"
+    ));
     assert_eq!(st, 200, "{sim}");
     let hits = sim["results"].as_array().unwrap();
     assert_eq!(hits.len() as u64, (n - 1).min(10), "{sim}");

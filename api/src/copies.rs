@@ -2,10 +2,12 @@
 //! sharing an ISRC or the file's bytes; [`indexer::recordings`]) show as one track in every
 //! list unless the caller asks for all copies (`copies=all`).
 //!
-//! Which copy shows: among the copies the query found (that passed its filters), the best
-//! quality ([`indexer::catalog::rows::copy_quality`]: lossless first, then the higher
-//! sample rate, then more channels), then the newest (the higher id), ranked by its own
-//! score. Taking a copy down leaves the others, and the next best shows in its place.
+//! Which copy shows: among the copies the query found (that passed its filters), the
+//! complete ones (at least [`COMPLETE_SHARE`] of the longest one's duration: a 1-s scrap
+//! of a 13-s jingle is a copy of it, yet should not stand for it), the best quality
+//! ([`indexer::catalog::rows::copy_quality`]: lossless first, then the higher sample rate,
+//! then more channels), then the newest (the higher id), ranked by its own score. Taking a
+//! copy down leaves the others, and the next best shows in its place.
 
 use std::collections::{HashMap, HashSet};
 
@@ -36,16 +38,21 @@ impl Copies {
     }
 }
 
+/// Copies at least this share of the longest copy's duration are complete; shorter ones
+/// are excerpts or scraps of the recording and show only when nothing complete does.
+pub const COMPLETE_SHARE: f32 = 0.8;
+
 /// What collapsing needs of a ranked item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CopyOf {
     pub id: i64,
     pub recording: u64,
     pub quality: u64,
+    pub duration_s: f32,
 }
 
 impl CopyOf {
-    /// Whether `self` is the copy to show rather than `other`.
+    /// Whether `self` is the copy to show rather than `other`, both complete.
     fn beats(&self, other: &CopyOf) -> bool {
         (self.quality, self.id) > (other.quality, other.id)
     }
@@ -53,41 +60,59 @@ impl CopyOf {
 
 /// The copy answers show among `copies` of one recording (see the module docs).
 pub fn shown(copies: impl IntoIterator<Item = CopyOf>) -> Option<CopyOf> {
+    let copies: Vec<CopyOf> = copies.into_iter().collect();
+    let longest = copies.iter().map(|c| c.duration_s).fold(0.0, f32::max);
     copies
         .into_iter()
+        .filter(|c| c.duration_s >= COMPLETE_SHARE * longest)
         .reduce(|best, c| if c.beats(&best) { c } else { best })
 }
 
-/// Keeps one item per recording from `ranked` (best first): the best copy among each
-/// recording's items, in the slot of its first (callers with scores sort again). Recordings in `taken` (the seeds') are
-/// left out entirely. Returns the kept items and how many were collapsed away.
+/// Keeps one item per recording from `ranked` (best first): the copy [`shown`] among each
+/// recording's items, in the slot of its first (callers with scores sort again).
+/// Recordings in `taken` (the seeds') are left out entirely. Returns the kept items and
+/// how many were collapsed away.
 pub fn one_per_recording<T>(
     ranked: Vec<T>,
     copy_of: impl Fn(&T) -> CopyOf,
     taken: &HashSet<u64>,
 ) -> (Vec<T>, usize) {
-    let mut slot: HashMap<u64, usize> = HashMap::new();
-    let mut kept: Vec<T> = Vec::with_capacity(ranked.len());
-    let mut collapsed = 0;
-    for item in ranked {
-        let c = copy_of(&item);
-        if taken.contains(&c.recording) {
-            collapsed += 1;
-            continue;
-        }
-        match slot.get(&c.recording) {
-            None => {
-                slot.insert(c.recording, kept.len());
-                kept.push(item);
-            }
-            Some(&i) => {
-                collapsed += 1;
-                if c.beats(&copy_of(&kept[i])) {
-                    kept[i] = item;
-                }
-            }
+    let copies: Vec<CopyOf> = ranked.iter().map(copy_of).collect();
+    // Each recording's items, recordings in the order of their first item.
+    let mut order: Vec<u64> = Vec::new();
+    let mut items: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, c) in copies.iter().enumerate() {
+        if !taken.contains(&c.recording) {
+            items
+                .entry(c.recording)
+                .or_insert_with(|| {
+                    order.push(c.recording);
+                    Vec::new()
+                })
+                .push(i);
         }
     }
+    // Which item shows in which slot.
+    let mut slot_of: HashMap<usize, usize> = HashMap::new();
+    for (slot, recording) in order.iter().enumerate() {
+        let group = &items[recording];
+        let best = shown(group.iter().map(|&i| copies[i])).map(|c| c.id);
+        let chosen = group
+            .iter()
+            .copied()
+            .find(|&i| Some(copies[i].id) == best)
+            .unwrap_or(group[0]);
+        slot_of.insert(chosen, slot);
+    }
+    let mut kept: Vec<Option<T>> = (0..order.len()).map(|_| None).collect();
+    let total = copies.len();
+    for (i, item) in ranked.into_iter().enumerate() {
+        if let Some(&slot) = slot_of.get(&i) {
+            kept[slot] = Some(item);
+        }
+    }
+    let kept: Vec<T> = kept.into_iter().flatten().collect();
+    let collapsed = total - kept.len();
     (kept, collapsed)
 }
 
@@ -100,6 +125,7 @@ mod tests {
             id,
             recording,
             quality,
+            duration_s: 200.0,
         }
     }
 
@@ -116,6 +142,35 @@ mod tests {
         // Recording 10: copies 3 and 4 have the better quality, 4 is newer.
         assert_eq!(kept.iter().map(|x| x.id).collect::<Vec<_>>(), vec![4, 2, 5]);
         assert_eq!(collapsed, 2);
+    }
+
+    /// A scrap of a recording (its fine fingerprint found it) never stands for it while a
+    /// complete copy is among the items, whatever its quality; alone, it shows.
+    #[test]
+    fn a_complete_copy_shows_before_a_better_scrap() {
+        let full_mp3 = CopyOf {
+            duration_s: 12.6,
+            ..c(1, 10, 1)
+        };
+        let trimmed_mp3 = CopyOf {
+            duration_s: 10.5,
+            ..c(2, 10, 1)
+        };
+        let scrap_flac = CopyOf {
+            duration_s: 1.0,
+            ..c(3, 10, 9)
+        };
+        let (kept, collapsed) = one_per_recording(
+            vec![scrap_flac, full_mp3, trimmed_mp3],
+            |x| *x,
+            &HashSet::new(),
+        );
+        // Both MP3s are complete (10.5 s is over 0.8 of 12.6 s); the newer one shows.
+        assert_eq!(kept, vec![trimmed_mp3]);
+        assert_eq!(collapsed, 2);
+        assert_eq!(shown([scrap_flac]), Some(scrap_flac));
+        assert_eq!(shown([scrap_flac, full_mp3]), Some(full_mp3));
+        assert_eq!(shown([]), None);
     }
 
     #[test]

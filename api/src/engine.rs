@@ -471,6 +471,7 @@ impl Engine {
             id: c.id,
             recording: c.recording,
             quality: c.quality,
+            duration_s: c.duration_s as f32,
         }))
         .map_or(id, |c| c.id);
         // Bounded work per request: a recording delivered a thousand times lists the
@@ -652,22 +653,26 @@ impl Engine {
         if copies == Copies::All {
             return Ok((ranked, 0));
         }
-        let rows: HashMap<i64, (u64, u64)> = ix
+        let rows: HashMap<i64, (u64, u64, f32)> = ix
             .text
             .rows_of(ranked.iter().map(&id_of))?
             .into_iter()
-            .map(|r| (r.id, (r.recording, r.quality)))
+            .map(|r| (r.id, (r.recording, r.quality, r.duration_s)))
             .collect();
         let taken: HashSet<u64> = seeds.iter().map(|c| c.recording).collect();
         // A track missing from the text index (taken down meanwhile) keeps a recording of
         // its own: it is dropped later when its card is not found.
         let copy_of = |item: &T| {
             let id = id_of(item);
-            let (recording, quality) = rows.get(&id).copied().unwrap_or((id as u64 ^ (1 << 63), 0));
+            let (recording, quality, duration_s) =
+                rows.get(&id)
+                    .copied()
+                    .unwrap_or((id as u64 ^ (1 << 63), 0, 0.0));
             CopyOf {
                 id,
                 recording,
                 quality,
+                duration_s,
             }
         };
         let (mut kept, collapsed) = copies::one_per_recording(ranked, copy_of, &taken);

@@ -249,6 +249,7 @@ fn candidates(
                 id: r.id,
                 recording: r.recording,
                 quality: r.quality,
+                duration_s: r.duration_s,
             };
             copies::one_per_recording(rows, copy_of, &taken).0
         }

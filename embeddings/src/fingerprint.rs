@@ -150,22 +150,34 @@ impl Fingerprinter {
     pub fn push(&mut self, samples: &[f32]) {
         let take = samples.len().min(self.left);
         self.left -= take;
+        let fine_cap = (FINE_UP_TO_S * f64::from(self.rate)) as usize;
+        if self
+            .short
+            .as_ref()
+            .is_some_and(|short| short.len() + samples.len() > fine_cap)
+        {
+            self.short = None;
+        }
+        // Past the first minute of a track longer than FINE_UP_TO_S there is nothing to do.
+        let needed = if self.short.is_some() {
+            samples.len()
+        } else {
+            take
+        };
+        if needed == 0 {
+            return;
+        }
         self.buf.clear();
         self.buf.extend(
-            samples
+            samples[..needed]
                 .iter()
                 .map(|&x| (x.clamp(-1.0, 1.0) * 32767.0) as i16),
         );
         if take > 0 {
             self.inner.consume(&self.buf[..take]);
         }
-        let fine_cap = (FINE_UP_TO_S * f64::from(self.rate)) as usize;
         if let Some(short) = &mut self.short {
-            if short.len() + self.buf.len() > fine_cap {
-                self.short = None;
-            } else {
-                short.extend_from_slice(&self.buf);
-            }
+            short.extend_from_slice(&self.buf);
         }
     }
 

@@ -638,9 +638,9 @@ impl Engine {
 
     /// One item per recording from `ranked` (best first; [`copies::one_per_recording`]),
     /// leaving out the recordings of `seeds` (another copy of a seed is the seed, not a
-    /// suggestion); everything as it is with [`Copies::All`]. The copy shown keeps its own
-    /// score, so the kept items are sorted by `score_of` again (stably: equal scores keep
-    /// their order). Returns the kept items and how many were collapsed away.
+    /// suggestion); every item with [`Copies::All`]. The copy shown keeps its own
+    /// score, so the kept items are sorted by `score_of` again (equal scores by id).
+    /// Returns the kept items and how many were collapsed away.
     pub fn collapse<T>(
         &self,
         ix: &DerivedIndexes,
@@ -650,7 +650,16 @@ impl Engine {
         copies: Copies,
         seeds: &[Card],
     ) -> ApiResult<(Vec<T>, usize)> {
+        // Equal scores by id: the ranked order of ties follows each server's own index
+        // layout (segments), and two servers over one store must answer alike.
+        let by_score_then_id = |a: &T, b: &T| {
+            score_of(b)
+                .total_cmp(&score_of(a))
+                .then_with(|| id_of(a).cmp(&id_of(b)))
+        };
         if copies == Copies::All {
+            let mut ranked = ranked;
+            ranked.sort_by(by_score_then_id);
             return Ok((ranked, 0));
         }
         let rows: HashMap<i64, (u64, u64, f32)> = ix
@@ -676,7 +685,7 @@ impl Engine {
             }
         };
         let (mut kept, collapsed) = copies::one_per_recording(ranked, copy_of, &taken);
-        kept.sort_by(|a, b| score_of(b).total_cmp(&score_of(a)));
+        kept.sort_by(by_score_then_id);
         Ok((kept, collapsed))
     }
 

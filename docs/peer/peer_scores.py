@@ -30,6 +30,7 @@ eval`. Printed overall and by family, group and time signature; per-file rows go
 import argparse
 import collections
 import csv
+import json
 import os
 import sys
 import time
@@ -221,7 +222,15 @@ def main():
     ap.add_argument("--out", help="per-file TSV (default SET_DIR/peers.tsv)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--no-librosa", action="store_true")
+    ap.add_argument("--cache", help="JSON of the peers' estimates per file: read when it "
+                    "exists, written after the run, so a new Motif TSV is scored against the "
+                    "same peer answers without running the peers again")
     args = ap.parse_args()
+    cached = {}
+    if args.cache and os.path.exists(args.cache):
+        with open(args.cache) as f:
+            cached = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
+                      for k, v in json.load(f).items()}
 
     rows = read_tsv(os.path.join(args.set_dir, "truth.tsv"))
     if args.limit:
@@ -243,6 +252,10 @@ def main():
             truth = truth_of(row)
             ests = {}
             for name, run in peers:
+                hit = cached.get("%s|%s" % (name, row["path"]))
+                if hit is not None:
+                    ests[name] = hit
+                    continue
                 t0 = time.process_time()
                 try:
                     ests[name] = run(os.path.join(args.set_dir, row["path"]))
@@ -250,6 +263,7 @@ def main():
                     print("%s failed on %s: %s" % (name, row["path"], e), file=sys.stderr)
                     ests[name] = (None, None, True, None, None)
                 cpu[name] += time.process_time() - t0
+                cached["%s|%s" % (name, row["path"])] = ests[name]
             if motif:
                 ests["motif"] = motif.get(row["path"], (None, None, True, None, None))
             keys = [("all", "")] + [(c, row[c]) for c in ("family", "group", "time_signature")
@@ -265,6 +279,9 @@ def main():
             if i % 20 == 0:
                 print("%d/%d" % (i, len(rows)), file=sys.stderr)
 
+    if args.cache:
+        with open(args.cache, "w") as f:
+            json.dump(cached, f, default=lambda o: o.item())
     print("set %s (%d files)" % (args.set_dir, len(rows)))
     for k in sorted(tallies, key=lambda k: (k != ("all", ""), k)):
         for n in names:

@@ -207,7 +207,8 @@ def motif_rows(path, set_dir):
     """path -> (bpm, tonic, major, metre, beats per bar) from a `motif eval --attributes-out` TSV."""
     out = {}
     for r in read_tsv(path):
-        rel = os.path.relpath(r["path"], set_dir) if os.path.isabs(r["path"]) else r["path"]
+        # `motif eval` writes the path as it found it: absolute, or relative to where it ran.
+        rel = os.path.relpath(os.path.abspath(r["path"]), os.path.abspath(set_dir))
         bars = int(r.get("beats_per_bar") or 0)
         metre = felt(bars, r.get("compound") == "true") if bars else None
         out[rel] = (float(r["tempo_bpm"]), pc(r["key"]), r["mode"] == "major", metre, bars)

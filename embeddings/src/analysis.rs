@@ -386,8 +386,10 @@ fn analyze_inner(
         ));
     }
     let novelty = rhythm::Novelty::of(&frames.onset, &frames.onset_low);
-    let rhythm = rhythm::analyse(&novelty).unwrap_or(Rhythm {
+    let rhythm = rhythm::analyse(&novelty, &frames.chroma.frames).unwrap_or(Rhythm {
         tempo_bpm: 120.0,
+        strongest_bpm: 120.0,
+        metre: None,
         tempo_confidence: 0.0,
         tempo_stability: 0.0,
         beat_strength: 0.0,
@@ -398,18 +400,11 @@ fn analyze_inner(
         distinctness: 0.0,
         beats: Vec::new(),
     });
-    // A free pulse has no bars to count.
-    let metre = if rhythm.steady {
-        metre::estimate(
-            &rhythm.beats,
-            &novelty.full,
-            &novelty.bass,
-            &frames.chroma.frames,
-        )
-    } else {
-        None
-    };
+    let metre = rhythm.metre;
     let (attributes, mut features) = describe(&frames, &rhythm, metre, loud);
+    if let Some(dir) = std::env::var_os(DUMP_SIGNALS) {
+        dump_signals(Path::new(&dir), path, &frames, &rhythm);
+    }
     let listening = learned::listen(&sampler.finish());
     match &listening {
         Some(l) => features.extend(&l.embedding),
@@ -449,6 +444,30 @@ fn analyze_inner(
         model_scores: listening.map(|l| l.scores),
         warnings,
     })
+}
+
+/// The environment variable naming a folder into which each analysis writes the signals
+/// the learned tempo level and metre are fitted on (`eval/ears/fit.py`): a developer's
+/// hook, off unless set.
+pub const DUMP_SIGNALS: &str = "MOTIF_DUMP_SIGNALS";
+
+/// Writes `<dir>/<file name>.json` with the onset envelopes, the chroma frames and the
+/// rhythm's results. Best effort: a failure to write is reported on stderr, never fails
+/// the analysis.
+fn dump_signals(dir: &Path, path: &Path, frames: &Frames, rhythm: &Rhythm) {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let json = serde_json::json!({
+        "onset": frames.onset,
+        "onset_low": frames.onset_low,
+        "chroma": frames.chroma.frames,
+        "strongest": rhythm.strongest_bpm,
+        "tempo": rhythm.tempo_bpm,
+        "metre": rhythm.metre.map(|m| (m.beats_per_bar, m.compound)),
+    });
+    let out = dir.join(format!("{name}.json"));
+    if let Err(e) = std::fs::write(&out, json.to_string()) {
+        eprintln!("{DUMP_SIGNALS}: cannot write {}: {e}", out.display());
+    }
 }
 
 fn clip01(x: f32) -> f32 {

@@ -7,7 +7,7 @@
 //!
 //! Data flows one way: [`decode`] (symphonia + opus-pure) -> [`resample`] (downmix,
 //! rubato) -> [`timbre`] and [`tonal`] frame features -> [`rhythm`], [`structure`],
-//! [`loudness`] track statistics -> [`attributes`], [`tags`], [`features`] -> [`embedding`];
+//! [`loudness`] track statistics ([`level`] picks the beat among related tempi) -> [`attributes`], [`tags`], [`features`] -> [`embedding`];
 //! beside them, [`learned`] (the musicnn models) and [`fingerprint`] (chromaprint, for
 //! acoustic duplicates).
 
@@ -22,6 +22,7 @@ pub mod eval;
 pub mod features;
 pub mod fingerprint;
 pub mod learned;
+pub mod level;
 pub mod loudness;
 pub mod metre;
 pub mod resample;
@@ -41,7 +42,7 @@ pub use tags::Tag;
 
 /// Version of the analyser: bump on any change that alters features or attributes, so
 /// stored analyses are known to be stale and the indexer re-analyses with `--reanalyze`.
-pub const ANALYZER_VERSION: &str = "motif-analyzer/0.6.0";
+pub const ANALYZER_VERSION: &str = "motif-analyzer/0.7.0";
 
 /// Sample rate (Hz) all analysis runs at, after downmix and resampling.
 pub const ANALYSIS_RATE: u32 = 22_050;

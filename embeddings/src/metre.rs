@@ -1,35 +1,45 @@
 //! Metre: how many beats make a bar (2, 3 or 4) and whether each beat divides in three
-//! (6/8-style compound time), read from the tracked beats.
+//! (6/8-style compound time), as felt.
 //!
-//! Three things mark a downbeat in audio: it is louder (accent), the bass plays on it, and
-//! the harmony changes there. Each beat gets those three measures, standardised and
-//! summed; for a bar of `m` beats, the bar's phase whose beats stand out most from the
-//! others gives the contrast `c_m`. Bars also repeat: the onset pattern inside a beat
-//! (12 points per beat) correlates best with the pattern `m` beats later, giving `s_m`.
-//! Triple time wins when both say 3 more than 2 or 4; between 2 and 4, the contrast
-//! decides. Compound time: the onsets inside a beat fall on its thirds more than on its
-//! half. Constants were chosen on score set A only (docs/MEASUREMENTS.md).
+//! A bar shows in audio as periodicity at a multiple of the beat: the onsets, the bass and
+//! above all the harmony repeat or change every 2, 3 or 4 beats (or every 1.5 or 3 for a
+//! compound bar counted in quarter notes). Compound time also shows inside the beat:
+//! onsets fall on its thirds rather than its half. A hand-set rule over such measures
+//! (analyser 0.3.0 to 0.6.0) did no better than always answering 4 on scores it was not
+//! tuned on, so the measures are weighed by a multinomial logistic model fitted on
+//! rendered scores (`eval/ears/fit.py`), like the metrical level's ([`crate::level`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::dsp::{cosine, mean_sd};
+use crate::level::Evidence;
+use crate::rhythm::{at, mean_acf, FPS};
 
-/// Onset frames per chroma frame ([`crate::tonal::HOP`] / [`crate::timbre::HOP`]).
-const ONSET_PER_CHROMA: usize = crate::tonal::HOP / crate::timbre::HOP;
-/// Half-width (onset frames, ~35 ms) of the window an accent is read from.
-const ACCENT_HALF_WIDTH: usize = 3;
+mod weights;
+
+/// The classes the model tells apart, in the order of its weights.
+const CLASSES: [Metre; 6] = [
+    Metre::simple(2),
+    Metre::simple(3),
+    Metre::simple(4),
+    Metre::compound(2),
+    Metre::compound(3),
+    Metre::compound(4),
+];
+/// Multiples of the beat period at which periodicity marks a bar.
+const BAR_LAGS: [f32; 6] = [1.5, 2.0, 3.0, 4.0, 6.0, 8.0];
+/// Fractions of the beat read next to them (subdivision in two or three).
+const BEAT_FRACTIONS: [f32; 2] = [0.5, 1.0 / 3.0];
 /// Points sampled inside each beat for the within-beat onset pattern.
-const SUBDIVISION_POINTS: usize = 12;
-/// Weight of the bar-repetition measure next to the downbeat contrast.
-const REPEAT_WEIGHT: f32 = 3.0;
-/// Triple time needs its combined evidence over 2 and 4 to exceed this.
-const TRIPLE_MARGIN: f32 = 0.3;
-/// Four beats to the bar unless two beats' contrast beats it by this much.
-const DUPLE_MARGIN: f32 = 1.0;
-/// Compound when onsets on the beat's thirds reach this share of those on its half.
-const COMPOUND_RATIO: f32 = 1.8;
-/// Fewer tracked beats than this say nothing about bars.
-const MIN_BEATS: usize = 12;
+const POINTS: usize = 12;
+/// Chroma frames per second.
+const CHROMA_FPS: f32 = crate::ANALYSIS_RATE as f32 / crate::tonal::HOP as f32;
+/// The harmony's periodicity is read over windows this long (s): a bar of 8 beats at 60
+/// BPM is 8 s, and a window shows lags up to half its length.
+const HARMONY_WINDOW_S: f32 = 24.0;
+/// Measures the model reads (see [`measures`]).
+pub(crate) const FEATURES: usize = 1 + 2 * (BAR_LAGS.len() + 2) + BAR_LAGS.len() + 5;
+/// Fewer beats than this say nothing about bars.
+const MIN_BEATS: f32 = 12.0;
 
 /// Beats per bar and how each beat divides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,198 +51,158 @@ pub struct Metre {
 }
 
 impl Metre {
+    const fn simple(beats_per_bar: u8) -> Metre {
+        Metre {
+            beats_per_bar,
+            compound: false,
+        }
+    }
+
+    const fn compound(beats_per_bar: u8) -> Metre {
+        Metre {
+            beats_per_bar,
+            compound: true,
+        }
+    }
+
     /// The tag value: `2`, `3`, `4`.
     pub fn name(&self) -> String {
         self.beats_per_bar.to_string()
     }
 }
 
-/// Estimates the metre from beat positions (onset frames), the full-band and bass novelty
-/// (onset frames) and the chroma frames. `None` with too few beats.
-pub fn estimate(
-    beats: &[usize],
-    novelty: &[f32],
-    bass: &[f32],
-    chroma: &[[f32; 12]],
-) -> Option<Metre> {
-    if beats.len() < MIN_BEATS || novelty.is_empty() {
+/// Estimates the metre of music whose beat is `bpm`, from the evidence the level was
+/// chosen on and the chroma frames. `None` when the track holds under [`MIN_BEATS`] beats.
+pub fn estimate(evidence: &Evidence<'_>, chroma: &[[f32; 12]], bpm: f32) -> Option<Metre> {
+    let beats = evidence.full_novelty.len() as f32 / FPS * bpm / 60.0;
+    if bpm.is_nan() || bpm <= 0.0 || beats < MIN_BEATS {
         return None;
     }
-    let accent = |x: &[f32], b: usize| {
-        let (lo, hi) = (
-            b.saturating_sub(ACCENT_HALF_WIDTH),
-            (b + ACCENT_HALF_WIDTH + 1).min(x.len()),
-        );
-        x.get(lo..hi)
-            .map(|w| w.iter().copied().fold(0.0f32, f32::max))
-            .unwrap_or(0.0)
-    };
-    let loud: Vec<f32> = beats.iter().map(|&b| accent(novelty, b)).collect();
-    let low: Vec<f32> = beats.iter().map(|&b| accent(bass, b)).collect();
-    let change = harmonic_change(beats, chroma);
-    let (za, zb, zc) = (standard(&loud), standard(&low), standard(&change));
-    let per_beat: Vec<f32> = (0..beats.len()).map(|i| za[i] + zb[i] + zc[i]).collect();
-    let contrast = [2, 3, 4].map(|m| downbeat_contrast(&per_beat, m));
-    let pattern = within_beat_pattern(beats, novelty);
-    let mean: [f32; SUBDIVISION_POINTS] = std::array::from_fn(|k| {
-        pattern.iter().map(|p| p[k]).sum::<f32>() / pattern.len().max(1) as f32
-    });
-    let repeat = [2, 3, 4].map(|m| lag_similarity(&pattern, &mean, m));
-    let triple = (contrast[1] - contrast[0].max(contrast[2]))
-        + REPEAT_WEIGHT * (repeat[1] - repeat[0].max(repeat[2]));
-    let beats_per_bar = if triple > TRIPLE_MARGIN {
-        3
-    } else if contrast[0] > contrast[2] + DUPLE_MARGIN {
-        2
-    } else {
-        4
-    };
-    let half = mean[SUBDIVISION_POINTS / 2];
-    let thirds = (mean[SUBDIVISION_POINTS / 3] + mean[2 * SUBDIVISION_POINTS / 3]) / 2.0;
-    let thirds_over_half = if half > 0.0 {
-        thirds / half
-    } else if thirds > 0.0 {
-        f32::INFINITY
-    } else {
-        0.0
-    };
-    Some(Metre {
-        beats_per_bar,
-        compound: thirds_over_half >= COMPOUND_RATIO,
-    })
-}
-
-/// Cosine distance between the mean chroma of the beat before and of the beat starting
-/// at each beat (0 for the first).
-fn harmonic_change(beats: &[usize], chroma: &[[f32; 12]]) -> Vec<f32> {
-    if chroma.is_empty() {
-        return vec![0.0; beats.len()];
-    }
-    // Chroma frame k is centred one onset hop-group later than onset frame k * 8.
-    let frame = |b: usize| {
-        (b.saturating_sub(ONSET_PER_CHROMA) as f32 / ONSET_PER_CHROMA as f32).round() as usize
-    };
-    let segment = |i: usize| -> [f32; 12] {
-        let a = frame(beats[i]).min(chroma.len() - 1);
-        let b = frame(beats[i + 1]).clamp(a + 1, chroma.len());
-        let mut m = [0.0f32; 12];
-        for c in &chroma[a..b] {
-            m.iter_mut().zip(c).for_each(|(x, y)| *x += y);
-        }
-        m
-    };
-    let segments: Vec<[f32; 12]> = (0..beats.len() - 1).map(segment).collect();
-    let mut out = vec![0.0; beats.len()];
-    let sounding = |s: &[f32; 12]| s.iter().any(|&x| x > 0.0);
-    for i in 1..segments.len() {
-        if sounding(&segments[i - 1]) && sounding(&segments[i]) {
-            out[i] = 1.0 - cosine(&segments[i - 1], &segments[i]);
-        }
-    }
-    out
-}
-
-/// Zero mean, unit variance (all zeros when constant).
-fn standard(x: &[f32]) -> Vec<f32> {
-    let (mean, sd) = mean_sd(x);
-    x.iter()
-        .map(|v| if sd > 0.0 { (v - mean) / sd } else { 0.0 })
-        .collect()
-}
-
-/// The largest, over the `m` phases, of the mean of the beats at that phase minus the
-/// mean of the rest.
-fn downbeat_contrast(per_beat: &[f32], m: usize) -> f32 {
-    (0..m)
-        .filter_map(|phase| {
-            let (mut on, mut n_on, mut off, mut n_off) = (0.0f32, 0usize, 0.0f32, 0usize);
-            for (i, v) in per_beat.iter().enumerate() {
-                if i % m == phase {
-                    on += v;
-                    n_on += 1;
-                } else {
-                    off += v;
-                    n_off += 1;
-                }
-            }
-            (n_on > 2 && n_off > 2).then(|| on / n_on as f32 - off / n_off as f32)
+    let x = measures(evidence, chroma, bpm);
+    let z: Vec<f32> = (0..FEATURES)
+        .map(|i| (x[i] - weights::MEAN[i]) / weights::SD[i])
+        .collect();
+    CLASSES
+        .iter()
+        .enumerate()
+        .map(|(c, metre)| {
+            let row = &weights::COEF[c * FEATURES..(c + 1) * FEATURES];
+            let score = weights::INTERCEPT[c] + row.iter().zip(&z).map(|(w, v)| w * v).sum::<f32>();
+            (*metre, score)
         })
-        .fold(f32::MIN, f32::max)
-        .max(-10.0)
+        .fold(None, |best: Option<(Metre, f32)>, c| match best {
+            Some(b) if b.1 >= c.1 => Some(b),
+            _ => Some(c),
+        })
+        .map(|(m, _)| m)
 }
 
-/// The novelty at [`SUBDIVISION_POINTS`] evenly spaced points of each beat.
-fn within_beat_pattern(beats: &[usize], novelty: &[f32]) -> Vec<[f32; SUBDIVISION_POINTS]> {
-    beats
+/// The measures of a beat of `bpm`: the tempo, the full-band and bass periodicity at bar
+/// lengths and beat fractions, the harmony's periodicity at bar lengths, and the onsets
+/// on the thirds and the half of a beat and of a dotted beat.
+fn measures(e: &Evidence<'_>, chroma: &[[f32; 12]], bpm: f32) -> [f32; FEATURES] {
+    let period = 60.0 * FPS / bpm;
+    let chroma_period = 60.0 * CHROMA_FPS / bpm;
+    let harmony = mean_acf(
+        &harmonic_change(chroma),
+        (HARMONY_WINDOW_S * CHROMA_FPS) as usize,
+    );
+    let lags = || BAR_LAGS.iter().chain(&BEAT_FRACTIONS);
+    let beat = within(e.full_novelty, period);
+    let dotted = within(e.full_novelty, 1.5 * period);
+    let mut m = vec![(bpm / 120.0).log2()];
+    m.extend(lags().map(|k| at(&e.full, k * period)));
+    m.extend(lags().map(|k| at(&e.bass, k * period)));
+    m.extend(BAR_LAGS.iter().map(|k| at(&harmony, k * chroma_period)));
+    m.extend([
+        beat[4] + beat[8],
+        beat[6],
+        beat[3] + beat[9],
+        dotted[4] + dotted[8],
+        dotted[6],
+    ]);
+    std::array::from_fn(|i| m[i])
+}
+
+/// One minus the cosine between consecutive chroma frames.
+fn harmonic_change(chroma: &[[f32; 12]]) -> Vec<f32> {
+    let norm = |c: &[f32; 12]| c.iter().map(|x| x * x).sum::<f32>().sqrt() + 1e-9;
+    chroma
         .windows(2)
         .map(|w| {
-            let step = (w[1] - w[0]) as f32 / SUBDIVISION_POINTS as f32;
-            std::array::from_fn(|k| {
-                let t = w[0] + (k as f32 * step) as usize;
-                novelty.get(t).copied().unwrap_or(0.0)
-            })
+            let dot: f32 = w[0].iter().zip(&w[1]).map(|(a, b)| a * b).sum();
+            1.0 - dot / (norm(&w[0]) * norm(&w[1]))
         })
         .collect()
 }
 
-/// Mean cosine similarity of the patterns `lag` beats apart, centred on their `mean`.
-fn lag_similarity(
-    patterns: &[[f32; SUBDIVISION_POINTS]],
-    mean: &[f32; SUBDIVISION_POINTS],
-    lag: usize,
-) -> f32 {
-    if patterns.len() <= lag + 2 {
-        return 0.0;
+/// The novelty at [`POINTS`] evenly spaced points of each `period`-long cell, the cells
+/// starting at the phase whose grid collects the most novelty; averaged over the cells and
+/// scaled to a maximum of 1.
+fn within(novelty: &[f32], period: f32) -> [f32; POINTS] {
+    let n = novelty.len();
+    let mut best = (f32::MIN, 0.0f32);
+    let mut phase = 0.0f32;
+    while phase < period {
+        let (mut sum, mut count) = (0.0f32, 0usize);
+        let mut t = phase;
+        while (t.round() as usize) < n {
+            sum += novelty[t.round() as usize];
+            count += 1;
+            t += period;
+        }
+        let mean = if count > 0 { sum / count as f32 } else { 0.0 };
+        if mean > best.0 {
+            best = (mean, phase);
+        }
+        phase += 1.0;
     }
-    let centred: Vec<[f32; SUBDIVISION_POINTS]> = patterns
-        .iter()
-        .map(|p| std::array::from_fn(|k| p[k] - mean[k]))
-        .collect();
-    let pairs = centred.len() - lag;
-    (0..pairs)
-        .map(|i| cosine(&centred[i], &centred[i + lag]))
-        .sum::<f32>()
-        / pairs as f32
+    let mut cells = [0.0f32; POINTS];
+    let mut count = 0usize;
+    let mut t = best.1;
+    while t + period < n as f32 {
+        for (k, c) in cells.iter_mut().enumerate() {
+            *c += novelty[(t + k as f32 * period / POINTS as f32) as usize];
+        }
+        count += 1;
+        t += period;
+    }
+    let max = cells.iter().copied().fold(0.0f32, f32::max) / count.max(1) as f32;
+    cells.map(|c| c / count.max(1) as f32 / (max + 1e-9))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A beat every 40 frames; the bar's first beat louder, with bass and a new chord.
-    fn accented(bar: usize, beats: usize) -> (Vec<usize>, Vec<f32>, Vec<f32>, Vec<[f32; 12]>) {
-        let period = 40;
-        let pos: Vec<usize> = (0..beats).map(|i| 20 + i * period).collect();
-        let n = 20 + beats * period + 40;
-        let (mut nov, mut bass) = (vec![0.0f32; n], vec![0.0f32; n]);
-        for (i, &p) in pos.iter().enumerate() {
-            let down = i % bar == 0;
-            nov[p] = if down { 1.0 } else { 0.5 };
-            bass[p] = if down { 1.0 } else { 0.1 };
-            nov[p + period / 2] = 0.2;
-        }
-        let mut chroma = vec![[0.0f32; 12]; n / ONSET_PER_CHROMA + 1];
-        for (k, c) in chroma.iter_mut().enumerate() {
-            let beat = (k * ONSET_PER_CHROMA).saturating_sub(20) / period;
-            c[(beat / bar * 7) % 12] = 1.0;
-        }
-        (pos, nov, bass, chroma)
-    }
-
     #[test]
-    fn finds_accented_bars_of_three_and_four() {
-        for bar in [3, 4] {
-            let (b, nov, bass, chroma) = accented(bar, 48);
-            let e = estimate(&b, &nov, &bass, &chroma).unwrap();
-            assert_eq!(e.beats_per_bar as usize, bar, "{e:?}");
-            assert!(!e.compound, "{e:?}");
-        }
+    fn the_weights_fit_the_measures() {
+        assert_eq!(weights::MEAN.len(), FEATURES);
+        assert_eq!(weights::SD.len(), FEATURES);
+        assert_eq!(weights::COEF.len(), FEATURES * CLASSES.len());
+        assert_eq!(weights::INTERCEPT.len(), CLASSES.len());
     }
 
     #[test]
     fn too_few_beats_say_nothing() {
-        let (b, nov, bass, chroma) = accented(3, 8);
-        assert!(estimate(&b, &nov, &bass, &chroma).is_none());
-        assert!(estimate(&[], &[], &[], &[]).is_none());
+        let nov = vec![0.5f32; (5.0 * FPS) as usize];
+        let e = Evidence::new(&nov, &nov, vec![1.0; 10], vec![1.0; 10], vec![1.0; 10], &[]);
+        assert!(estimate(&e, &[], 120.0).is_none());
+        assert!(estimate(&e, &[], 0.0).is_none());
+    }
+
+    #[test]
+    fn a_beat_in_three_shows_on_its_thirds() {
+        let period = 40.0;
+        let nov: Vec<f32> = (0..4000)
+            .map(|t| match t % 40 {
+                0 => 1.0,
+                13 | 26 => 0.6,
+                _ => 0.0,
+            })
+            .collect();
+        let w = within(&nov, period);
+        assert!(w[4] > 0.5 && w[8] > 0.5 && w[6] < 0.1, "{w:?}");
+        assert_eq!(w[0], 1.0);
     }
 }

@@ -5,6 +5,8 @@
 use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
 
+use crate::level;
+use crate::metre::Metre;
 use crate::timbre::HOP;
 use crate::ANALYSIS_RATE;
 
@@ -13,9 +15,8 @@ pub const FPS: f32 = ANALYSIS_RATE as f32 / HOP as f32;
 /// Tempo search range in BPM (DESIGN.md: 30-250).
 pub const MIN_BPM: f32 = 30.0;
 pub const MAX_BPM: f32 = 250.0;
-/// Autocorrelation window (about 12 s) and hop, in onset frames.
+/// Autocorrelation window (about 12 s) in onset frames; windows overlap by half.
 const WIN: usize = (12.0 * FPS) as usize;
-const WIN_HOP: usize = WIN / 2;
 /// Centre and width (octaves) of the log-normal tempo prior.
 /// Chosen by measurement on the rendered evaluation set (eval/, see docs/MEASUREMENTS.md).
 const PRIOR_BPM: f32 = 120.0;
@@ -41,7 +42,11 @@ pub const TEMPOGRAM_RATIOS: [f32; 9] = [0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1
 /// Everything the rhythm stage measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rhythm {
+    /// The beat: of the tempi related to the strongest periodicity, the one
+    /// [`crate::level`] chose.
     pub tempo_bpm: f32,
+    /// The strongest periodicity (prior-weighted pulse train), before the level's choice.
+    pub strongest_bpm: f32,
     /// Height of the autocorrelation at the beat period (0..1); at most
     /// [`FREE_CONFIDENCE`] when the pulse is not steady.
     pub tempo_confidence: f32,
@@ -51,6 +56,9 @@ pub struct Rhythm {
     pub steady: bool,
     /// The winning tempo's salience over that of the best unrelated tempo.
     pub distinctness: f32,
+    /// Beats per bar and division ([`crate::metre`]); `None` for a free pulse, which has
+    /// no bars to count, or a track too short to show any.
+    pub metre: Option<Metre>,
     /// Beat positions in onset frames (see [`frame_time`]), from [`crate::beats::track`].
     pub beats: Vec<usize>,
     /// Share of 12-second windows whose own tempo agrees with the global one (0..1).
@@ -88,25 +96,25 @@ pub fn novelty(onset: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Windowed, overlap-corrected, lag-0-normalised autocorrelations of `x` (`None` for a
-/// window without any novelty).
-fn window_acfs(x: &[f32]) -> Vec<Option<Vec<f32>>> {
-    let n_fft = (2 * WIN).next_power_of_two();
+/// Windowed (`win` frames, half overlapping), overlap-corrected, lag-0-normalised
+/// autocorrelations of `x` (`None` for a window without any novelty).
+fn window_acfs(x: &[f32], win: usize) -> Vec<Option<Vec<f32>>> {
+    let n_fft = (2 * win).next_power_of_two();
     let mut planner = RealFftPlanner::<f32>::new();
     let fwd = planner.plan_fft_forward(n_fft);
     let inv = planner.plan_fft_inverse(n_fft);
     let mut inp = fwd.make_input_vec();
     let mut spec = fwd.make_output_vec();
     let mut out = inv.make_output_vec();
-    let mut starts: Vec<usize> = (0..x.len().saturating_sub(WIN) + 1)
-        .step_by(WIN_HOP)
+    let mut starts: Vec<usize> = (0..x.len().saturating_sub(win) + 1)
+        .step_by((win / 2).max(1))
         .collect();
     if starts.is_empty() {
         starts.push(0);
     }
     let mut acfs = Vec::new();
     for s in starts {
-        let seg = &x[s..(s + WIN).min(x.len())];
+        let seg = &x[s..(s + win).min(x.len())];
         let len = seg.len();
         inp.iter_mut().for_each(|v| *v = 0.0);
         inp[..len].copy_from_slice(seg);
@@ -121,7 +129,7 @@ fn window_acfs(x: &[f32]) -> Vec<Option<Vec<f32>>> {
             continue;
         }
         let zero = out[0];
-        let max_lag = len.min(WIN) / 2 + 1;
+        let max_lag = len.min(win) / 2 + 1;
         acfs.push(Some(
             (0..max_lag)
                 .map(|l| out[l] / zero * len as f32 / (len - l) as f32)
@@ -131,8 +139,33 @@ fn window_acfs(x: &[f32]) -> Vec<Option<Vec<f32>>> {
     acfs
 }
 
+/// The mean of the windowed autocorrelations of `x` ([`window_acfs`]) over the windows
+/// with novelty, as long as the shortest; empty when no window has any.
+pub(crate) fn mean_acf(x: &[f32], win: usize) -> Vec<f32> {
+    mean_of(
+        &window_acfs(x, win)
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The element-wise mean of equally meant curves, cut to the shortest (empty for none).
+fn mean_of(curves: &[Vec<f32>]) -> Vec<f32> {
+    let Some(len) = curves.iter().map(Vec::len).min() else {
+        return Vec::new();
+    };
+    let mut mean = vec![0.0f32; len];
+    for a in curves {
+        for (m, v) in mean.iter_mut().zip(a) {
+            *m += v / curves.len() as f32;
+        }
+    }
+    mean
+}
+
 /// Linear interpolation of `a` at a fractional index (0 outside).
-fn at(a: &[f32], lag: f32) -> f32 {
+pub(crate) fn at(a: &[f32], lag: f32) -> f32 {
     let i = lag.floor() as usize;
     if lag < 0.0 || i + 1 >= a.len() {
         return 0.0;
@@ -146,14 +179,18 @@ fn prior(bpm: f32) -> f32 {
     (-0.5 * z * z).exp()
 }
 
-/// Periodicity salience of a beat period of `lag` frames: the autocorrelation at the period
-/// and its first multiples (a pulse train), weighted by the tempo prior.
-fn salience(acf: &[f32], lag: f32) -> f32 {
-    let comb = COMB
-        .iter()
+/// The pulse train: the autocorrelation at a period of `lag` frames and its first
+/// multiples, weighted by [`COMB`].
+pub(crate) fn comb(acf: &[f32], lag: f32) -> f32 {
+    COMB.iter()
         .map(|(multiple, weight)| weight * at(acf, multiple * lag))
-        .sum::<f32>();
-    comb * prior(60.0 * FPS / lag)
+        .sum::<f32>()
+}
+
+/// Periodicity salience of a beat period of `lag` frames: the [`comb`] weighted by the
+/// tempo prior.
+fn salience(acf: &[f32], lag: f32) -> f32 {
+    comb(acf, lag) * prior(60.0 * FPS / lag)
 }
 
 /// Salience on a 0.5 % grid of tempi from [`MIN_BPM`] to [`MAX_BPM`], as `(bpm, salience)`.
@@ -248,52 +285,63 @@ impl Novelty {
 /// Periodicity is measured on the full band and the bass band, weighted by
 /// [`LOW_WEIGHT`], so the beat level that the bass and kick confirm wins over faster
 /// subdivisions.
-pub fn analyse(novelty: &Novelty) -> Option<Rhythm> {
+pub fn analyse(novelty: &Novelty, chroma: &[[f32; 12]]) -> Option<Rhythm> {
     let nov = &novelty.full;
     if nov.len() < (2.0 * FPS) as usize {
         return None;
     }
-    let acfs: Vec<Vec<f32>> = window_acfs(nov)
-        .into_iter()
-        .zip(window_acfs(&novelty.bass))
+    let full = window_acfs(nov, WIN);
+    let bass = window_acfs(&novelty.bass, WIN);
+    let acfs: Vec<Vec<f32>> = full
+        .iter()
+        .zip(&bass)
         .filter_map(|pair| match pair {
             (Some(a), Some(b)) => Some(
                 a.iter()
-                    .zip(&b)
+                    .zip(b)
                     .map(|(x, y)| (x + LOW_WEIGHT * y) / (1.0 + LOW_WEIGHT))
                     .collect(),
             ),
-            (Some(a), None) => Some(a),
-            (None, b) => b,
+            (Some(a), None) => Some(a.clone()),
+            (None, b) => b.clone(),
         })
         .collect();
     if acfs.is_empty() {
         return None;
     }
-    let len = acfs.iter().map(|a| a.len()).min()?;
-    let mut mean = vec![0.0f32; len];
-    for a in &acfs {
-        for (m, v) in mean.iter_mut().zip(a) {
-            *m += v / acfs.len() as f32;
-        }
-    }
-    let (tempo, distinct) = best_tempo(&mean)?;
-    let period = 60.0 * FPS / tempo;
-    let height = (at(&mean, period) * 2.0).clamp(0.0, 1.0);
+    let mean = mean_of(&acfs);
+    let (strongest, distinct) = best_tempo(&mean)?;
+    // Whether the pulse is steady is a property of the periodicity, read at the strongest
+    // period; which of its related tempi is the beat is the level's choice.
+    let height = (at(&mean, 60.0 * FPS / strongest) * 2.0).clamp(0.0, 1.0);
     let steady = distinct >= STEADY_DISTINCTNESS && height >= STEADY_HEIGHT;
     let tempo_confidence = if steady {
         height
     } else {
         height.min(FREE_CONFIDENCE)
     };
+    let evidence = level::Evidence::new(
+        nov,
+        &novelty.bass,
+        mean_of(&full.into_iter().flatten().collect::<Vec<_>>()),
+        mean_of(&bass.into_iter().flatten().collect::<Vec<_>>()),
+        mean.clone(),
+        chroma,
+    );
+    let tempo = level::choose(&evidence, strongest);
+    let metre = steady
+        .then(|| crate::metre::estimate(&evidence, chroma, tempo))
+        .flatten();
+    let period = 60.0 * FPS / tempo;
 
+    // Stability: how many windows find the same strongest periodicity (at any octave).
     let agree = acfs
         .iter()
         .filter_map(|a| best_tempo(a))
         .filter(|&(t, _)| {
             [0.5f32, 1.0, 2.0]
                 .iter()
-                .any(|m| ((t / (tempo * m)) - 1.0).abs() <= 0.04)
+                .any(|m| ((t / (strongest * m)) - 1.0).abs() <= 0.04)
         })
         .count();
     let tempo_stability = agree as f32 / acfs.len() as f32;
@@ -360,6 +408,8 @@ pub fn analyse(novelty: &Novelty) -> Option<Rhythm> {
     let tempogram = TEMPOGRAM_RATIOS.map(|r| at(&mean, r * period).clamp(-1.0, 1.0));
     Some(Rhythm {
         tempo_bpm: tempo,
+        strongest_bpm: strongest,
+        metre,
         tempo_confidence,
         steady,
         distinctness: distinct.min(100.0),
@@ -399,7 +449,7 @@ mod tests {
     fn finds_click_tempi() {
         for bpm in [70.0f32, 90.0, 100.0, 120.0, 128.0, 140.0, 174.0] {
             // Full band: beats and softer 8ths (hats); bass band: the beats only (kick).
-            let r = analyse(&Novelty::of(&clicks(bpm, true), &clicks(bpm, false))).unwrap();
+            let r = analyse(&Novelty::of(&clicks(bpm, true), &clicks(bpm, false)), &[]).unwrap();
             assert!(
                 (r.tempo_bpm / bpm - 1.0).abs() < 0.02,
                 "{bpm}: got {}",
@@ -431,7 +481,7 @@ mod tests {
         for _ in 0..240 {
             v[(next() % n as u64) as usize] += 1.0;
         }
-        let r = analyse(&Novelty::of(&v, &v)).unwrap();
+        let r = analyse(&Novelty::of(&v, &v), &[]).unwrap();
         assert!(
             !r.steady,
             "distinctness {} confidence {}",
@@ -442,8 +492,8 @@ mod tests {
 
     #[test]
     fn silence_has_no_rhythm_but_does_not_panic() {
-        let r = analyse(&Novelty::of(&[0.0; 3000], &[0.0; 3000]));
+        let r = analyse(&Novelty::of(&[0.0; 3000], &[0.0; 3000]), &[]);
         assert!(r.is_none() || r.unwrap().tempo_confidence == 0.0);
-        assert!(analyse(&Novelty::of(&[], &[])).is_none());
+        assert!(analyse(&Novelty::of(&[], &[]), &[]).is_none());
     }
 }

@@ -153,8 +153,8 @@ fn tempo_key_and_mode_are_right_on_every_full_song() {
 }
 
 /// Issue 13's codec bar: every encode of one song (MP3, AAC, Vorbis, Opus, FLAC, ...)
-/// gives the same pulse (steady or free), the same tempo within 2 % when steady, the same
-/// key and mode, and beats that fall at the same times.
+/// gives the same pulse (steady or free), the same tempo within 2 % and the same metre when
+/// steady, the same key and mode, and beats that fall at the same times.
 #[test]
 fn every_encode_of_a_song_gives_the_same_tempo_key_and_mode() {
     let mut songs: std::collections::BTreeMap<String, Vec<(String, embeddings::Analysis)>> =
@@ -190,6 +190,7 @@ fn every_encode_of_a_song_gives_the_same_tempo_key_and_mode() {
                     at.tempo_bpm,
                     f.tempo_bpm
                 );
+                assert_eq!(at.metre, f.metre, "{path} against {first_path}");
                 // Beats of one encode lie within 50 ms of the other's (the middle half of
                 // the song, away from encoder padding at the ends).
                 let duration = a.audio.duration_s as f32;

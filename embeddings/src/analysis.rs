@@ -460,6 +460,7 @@ fn dump_signals(dir: &Path, path: &Path, frames: &Frames, rhythm: &Rhythm) {
         "onset": frames.onset,
         "onset_low": frames.onset_low,
         "chroma": frames.chroma.frames,
+        "key_chroma": frames.chroma.key_chroma(),
         "strongest": rhythm.strongest_bpm,
         "tempo": rhythm.tempo_bpm,
         "metre": rhythm.metre.map(|m| (m.beats_per_bar, m.compound)),

@@ -328,7 +328,14 @@ pub fn analyse(novelty: &Novelty, chroma: &[[f32; 12]]) -> Option<Rhythm> {
         mean.clone(),
         chroma,
     );
-    let tempo = level::choose(&evidence, strongest);
+    // A free pulse has no steady beat to choose a level of: it reports its strongest
+    // periodicity, which (unlike a choice between near-equal candidates) does not move
+    // with the codec.
+    let tempo = if steady {
+        level::choose(&evidence, strongest)
+    } else {
+        strongest
+    };
     let metre = steady
         .then(|| crate::metre::estimate(&evidence, chroma, tempo))
         .flatten();

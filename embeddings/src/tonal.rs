@@ -179,13 +179,19 @@ impl Chroma {
         m
     }
 
-    /// The key whose profile correlates best with the harmonic-summed chroma.
-    pub fn key(&self) -> KeyEstimate {
+    /// The harmonic-summed chroma the key is read from, scaled to unit sum (the plain
+    /// [`Chroma::mean`] when no frame had sound).
+    pub fn key_chroma(&self) -> [f32; 12] {
         let s: f32 = self.key_sum.iter().sum();
         if s <= 0.0 {
-            return estimate_key(&self.mean());
+            return self.mean();
         }
-        estimate_key(&self.key_sum.map(|x| x / s))
+        self.key_sum.map(|x| x / s)
+    }
+
+    /// The key whose profile correlates best with the harmonic-summed chroma.
+    pub fn key(&self) -> KeyEstimate {
+        estimate_key(&self.key_chroma())
     }
 
     /// Mean normalised entropy of the chroma frames (0: one pitch class, 1: all equal).

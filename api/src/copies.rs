@@ -61,11 +61,22 @@ impl CopyOf {
 /// The copy answers show among `copies` of one recording (see the module docs).
 pub fn shown(copies: impl IntoIterator<Item = CopyOf>) -> Option<CopyOf> {
     let copies: Vec<CopyOf> = copies.into_iter().collect();
+    shown_at(&copies).map(|i| copies[i])
+}
+
+/// Where in `copies` the copy [`shown`] is: callers holding items beside the copies pick
+/// the item by its position instead of searching for its id again.
+fn shown_at(copies: &[CopyOf]) -> Option<usize> {
     let longest = copies.iter().map(|c| c.duration_s).fold(0.0, f32::max);
-    copies
-        .into_iter()
-        .filter(|c| c.duration_s >= COMPLETE_SHARE * longest)
-        .reduce(|best, c| if c.beats(&best) { c } else { best })
+    (0..copies.len())
+        .filter(|&i| copies[i].duration_s >= COMPLETE_SHARE * longest)
+        .reduce(|best, i| {
+            if copies[i].beats(&copies[best]) {
+                i
+            } else {
+                best
+            }
+        })
 }
 
 /// Keeps one item per recording from `ranked` (best first): the copy [`shown`] among each
@@ -96,12 +107,8 @@ pub fn one_per_recording<T>(
     let mut slot_of: HashMap<usize, usize> = HashMap::new();
     for (slot, recording) in order.iter().enumerate() {
         let group = &items[recording];
-        let best = shown(group.iter().map(|&i| copies[i])).map(|c| c.id);
-        let chosen = group
-            .iter()
-            .copied()
-            .find(|&i| Some(copies[i].id) == best)
-            .unwrap_or(group[0]);
+        let candidates: Vec<CopyOf> = group.iter().map(|&i| copies[i]).collect();
+        let chosen = shown_at(&candidates).map_or(group[0], |k| group[k]);
         slot_of.insert(chosen, slot);
     }
     let mut kept: Vec<Option<T>> = (0..order.len()).map(|_| None).collect();

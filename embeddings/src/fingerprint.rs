@@ -332,42 +332,37 @@ pub fn evidence(a: Prints<'_>, b: Prints<'_>) -> Option<Match> {
 /// encode of a short song can keep as few as one value whole while differing in only 8 %
 /// of its bits. About 160 shifts of 484 values: tens of microseconds.
 pub fn compare(a: &[u32], b: &[u32]) -> Option<Match> {
-    let shorter = a.len().min(b.len());
-    let min_overlap =
-        ((MIN_MATCHED_SHARE * shorter as f32).ceil() as usize).max(MIN_OVERLAP_VALUES);
-    let scan = Scan {
+    Scan {
+        by: Evidence::Fingerprint,
         value_s: VALUE_SECONDS,
-        min_overlap,
+        min_values: MIN_OVERLAP_VALUES,
         skip_silence: false,
-    };
-    scan.best(a, b)
-        .map(|best| best.into_match(Evidence::Fingerprint, a, b, shorter, a.len().max(b.len())))
+    }
+    .compare(a, b)
 }
 
 /// [`compare`] for fine fingerprints: positions where either is digital silence are left
 /// out, and the shares are of the non-silent values (a silent file has none, so it is
 /// never a copy by its fine fingerprint; its fingerprint still compares).
 pub fn compare_fine(a: &[u32], b: &[u32]) -> Option<Match> {
-    let sound = |f: &[u32]| f.iter().filter(|&&v| v != SILENCE).count();
-    let (sa, sb) = (sound(a), sound(b));
-    let shorter = sa.min(sb);
-    let min_overlap =
-        ((MIN_MATCHED_SHARE * shorter as f32).ceil() as usize).max(FINE_MIN_OVERLAP_VALUES);
-    let scan = Scan {
+    Scan {
+        by: Evidence::FineFingerprint,
         value_s: FINE_VALUE_SECONDS,
-        min_overlap,
+        min_values: FINE_MIN_OVERLAP_VALUES,
         skip_silence: true,
-    };
-    scan.best(a, b)
-        .map(|best| best.into_match(Evidence::FineFingerprint, a, b, shorter, sa.max(sb)))
+    }
+    .compare(a, b)
 }
 
-/// One way of sliding two fingerprints over each other.
+/// One way of sliding two fingerprints over each other: [`compare`] and [`compare_fine`]
+/// differ only in these.
 struct Scan {
+    /// What a match found this way is evidence by.
+    by: Evidence,
     /// Seconds a value.
     value_s: f32,
-    /// Least (counted) overlap a shift needs.
-    min_overlap: usize,
+    /// Least (counted) overlap a shift needs, however short the fingerprints.
+    min_values: usize,
     /// Leave out positions where either value is [`SILENCE`].
     skip_silence: bool,
 }
@@ -379,41 +374,55 @@ struct Best {
     overlap: usize,
     /// `a[i]` lines up with `b[i - offset]`.
     offset: isize,
-    value_s: f32,
-    skip_silence: bool,
 }
 
 impl Scan {
-    fn best(&self, a: &[u32], b: &[u32]) -> Option<Best> {
+    /// The best alignment of `b` on `a`, its shares taken of the values counted.
+    fn compare(&self, a: &[u32], b: &[u32]) -> Option<Match> {
+        let (na, nb) = (self.counted(a), self.counted(b));
+        let shorter = na.min(nb);
+        let min_overlap =
+            ((MIN_MATCHED_SHARE * shorter as f32).ceil() as usize).max(self.min_values);
+        self.best(a, b, min_overlap)
+            .map(|best| self.to_match(best, a, b, shorter, na.max(nb)))
+    }
+
+    /// Values of `f` that count: all, or the non-silent ones.
+    fn counted(&self, f: &[u32]) -> usize {
+        if self.skip_silence {
+            f.iter().filter(|&&v| v != SILENCE).count()
+        } else {
+            f.len()
+        }
+    }
+
+    fn best(&self, a: &[u32], b: &[u32], min_overlap: usize) -> Option<Best> {
         let max_shift = (MAX_SHIFT_S / self.value_s) as isize;
-        let mut best: Option<(u32, usize, isize)> = None;
+        let mut best: Option<Best> = None;
         for offset in -max_shift..=max_shift {
             let Some((x, y)) = overlap_at(a, b, offset) else {
                 continue;
             };
-            if x.len() < self.min_overlap {
+            if x.len() < min_overlap {
                 continue;
             }
             let (bits, n) = self.differing_bits(x, y);
-            if n < self.min_overlap {
+            if n < min_overlap {
                 continue;
             }
             // Compare rates without dividing: bits / n < best_bits / best_n.
-            let better = match best {
-                None => true,
-                Some((bb, bn, _)) => u64::from(bits) * (bn as u64) < u64::from(bb) * (n as u64),
-            };
+            let better = best.as_ref().is_none_or(|b| {
+                u64::from(bits) * (b.overlap as u64) < u64::from(b.bits) * (n as u64)
+            });
             if better {
-                best = Some((bits, n, offset));
+                best = Some(Best {
+                    bits,
+                    overlap: n,
+                    offset,
+                });
             }
         }
-        best.map(|(bits, overlap, offset)| Best {
-            bits,
-            overlap,
-            offset,
-            value_s: self.value_s,
-            skip_silence: self.skip_silence,
-        })
+        best
     }
 
     /// Differing bits and positions counted over two aligned runs of values.
@@ -429,31 +438,24 @@ impl Scan {
             (pairs.map(|(p, q)| (p ^ q).count_ones()).sum(), x.len())
         }
     }
-}
 
-impl Best {
-    fn into_match(
-        self,
-        by: Evidence,
-        a: &[u32],
-        b: &[u32],
-        shorter: usize,
-        longer: usize,
-    ) -> Match {
-        let (x, y) = overlap_at(a, b, self.offset).unwrap_or_default();
+    /// `best` as a [`Match`]: votes are the positions where whole values agree (silence
+    /// left out when the scan leaves it out), shares are of the counted values.
+    fn to_match(&self, best: Best, a: &[u32], b: &[u32], shorter: usize, longer: usize) -> Match {
+        let (x, y) = overlap_at(a, b, best.offset).unwrap_or_default();
         let votes = x
             .iter()
             .zip(y)
             .filter(|&(p, q)| p == q && !(self.skip_silence && *p == SILENCE))
             .count();
         Match {
-            by,
-            offset_s: self.offset as f32 * self.value_s,
-            overlap: self.overlap,
-            matched_share: self.overlap as f32 / longer.max(1) as f32,
-            covered_share: self.overlap as f32 / shorter.max(1) as f32,
+            by: self.by,
+            offset_s: best.offset as f32 * self.value_s,
+            overlap: best.overlap,
+            matched_share: best.overlap as f32 / longer.max(1) as f32,
+            covered_share: best.overlap as f32 / shorter.max(1) as f32,
             votes,
-            bit_error_rate: self.bits as f32 / (32 * self.overlap.max(1)) as f32,
+            bit_error_rate: best.bits as f32 / (32 * best.overlap.max(1)) as f32,
         }
     }
 }

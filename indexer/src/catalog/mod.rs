@@ -476,17 +476,7 @@ impl Catalog {
                  audio_seconds = $10 WHERE id = $1";
         macro_rules! run {
             ($p:expr) => {
-                sqlx::query(q)
-                    .bind(run)
-                    .bind(rows::now_ms())
-                    .bind(c.seen as i64)
-                    .bind(c.new as i64)
-                    .bind(c.updated as i64)
-                    .bind(c.unchanged as i64)
-                    .bind(c.taken_down as i64)
-                    .bind(c.failed as i64)
-                    .bind(c.analysed as i64)
-                    .bind(c.audio_seconds)
+                bind_counts(sqlx::query(q).bind(run).bind(rows::now_ms()), c)
                     .execute($p)
                     .await?
                     .rows_affected()
@@ -575,4 +565,25 @@ impl Catalog {
             Catalog::Sqlite(p) => p.close().await,
         }
     }
+}
+
+/// Binds a run's counts as the next eight parameters, in the order of `ingest_runs`'
+/// columns (`seen` ... `analysed`, `audio_seconds`), so that the statements storing them
+/// (`Catalog::finish_run`, and `JobQueue::enqueue` for the planner's share) agree.
+fn bind_counts<'q, DB: sqlx::Database>(
+    q: sqlx::query::Query<'q, DB, DB::Arguments>,
+    c: &RunCounts,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> f64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    q.bind(c.seen as i64)
+        .bind(c.new as i64)
+        .bind(c.updated as i64)
+        .bind(c.unchanged as i64)
+        .bind(c.taken_down as i64)
+        .bind(c.failed as i64)
+        .bind(c.analysed as i64)
+        .bind(c.audio_seconds)
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, PgExecutor, PgPool, Postgres, Transaction};
 
 use super::rows::{self, Change, ChangeRow, ItemError, TrackState, TrackWrite, WrittenTrack};
 use super::{Result, ATTRIBUTE_COLUMNS, ATTRIBUTE_COUNT, TRACKS_ON_CONFLICT};
@@ -663,7 +663,13 @@ pub(super) async fn set_space(
     Ok(())
 }
 
-pub(super) async fn record_errors(pool: &PgPool, run: i64, errors: &[ItemError]) -> Result<()> {
+/// Inserts a run's error rows. Takes any executor, so the job queue writes them inside
+/// the transaction that fails the job.
+pub(super) async fn record_errors<'e>(
+    db: impl PgExecutor<'e>,
+    run: i64,
+    errors: &[ItemError],
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO ingest_errors (run_id, external_id, source, line, kind, message, created_at) \
          SELECT $1, u.x, u.s, u.l, u.k, u.m, $7 FROM UNNEST($2::text[], $3::text[], $4::bigint[], \
@@ -681,18 +687,23 @@ pub(super) async fn record_errors(pool: &PgPool, run: i64, errors: &[ItemError])
     .bind(errors.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
     .bind(errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>())
     .bind(rows::now_ms())
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }
 
-pub(super) async fn resolve_errors(pool: &PgPool, ids: &[String]) -> Result<()> {
+/// Marks the open errors of these external ids resolved; any executor, as
+/// [`record_errors`]. No ids, no round trip.
+pub(super) async fn resolve_errors<'e>(db: impl PgExecutor<'e>, ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "UPDATE ingest_errors SET resolved_at = $2 WHERE resolved_at IS NULL AND external_id = ANY($1)",
     )
     .bind(ids)
     .bind(rows::now_ms())
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }

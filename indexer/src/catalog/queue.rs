@@ -25,8 +25,8 @@ use std::time::Duration;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::postgres::{self, Locking};
-use super::rows::{self, ItemError, RunCounts, TrackWrite};
-use super::{CatalogError, Result};
+use super::rows::{ItemError, RunCounts, TrackWrite};
+use super::{bind_counts, CatalogError, Result};
 
 /// The database's clock in epoch milliseconds.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -148,20 +148,15 @@ impl JobQueue {
         let specs: Vec<&serde_json::Value> = jobs.iter().map(|j| &j.spec).collect();
         let existing: Vec<bool> = jobs.iter().map(|j| j.existing).collect();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE ingest_runs SET seen = $2, new = $3, updated = $4, unchanged = $5, \
-             taken_down = $6, failed = $7, analysed = $8, audio_seconds = $9, \
-             status = CASE WHEN $10 THEN 'queued' ELSE status END WHERE id = $1",
+        bind_counts(
+            sqlx::query(
+                "UPDATE ingest_runs SET seen = $2, new = $3, updated = $4, unchanged = $5, \
+                 taken_down = $6, failed = $7, analysed = $8, audio_seconds = $9, \
+                 status = CASE WHEN $10 THEN 'queued' ELSE status END WHERE id = $1",
+            )
+            .bind(run),
+            planned,
         )
-        .bind(run)
-        .bind(planned.seen as i64)
-        .bind(planned.new as i64)
-        .bind(planned.updated as i64)
-        .bind(planned.unchanged as i64)
-        .bind(planned.taken_down as i64)
-        .bind(planned.failed as i64)
-        .bind(planned.analysed as i64)
-        .bind(planned.audio_seconds)
         .bind(detached)
         .execute(&mut *tx)
         .await?;
@@ -350,8 +345,8 @@ impl JobQueue {
         .execute(&mut *tx)
         .await?;
         out.done = done_ids.len();
-        let went_in: Vec<&str> = writes.iter().map(|w| w.meta.external_id.as_str()).collect();
-        resolve_errors(&mut tx, &went_in).await?;
+        let went_in: Vec<String> = writes.iter().map(|w| w.meta.external_id.clone()).collect();
+        postgres::resolve_errors(&mut *tx, &went_in).await?;
 
         for f in failed {
             let Some((_, run, attempts)) = held_of(f.job).copied() else {
@@ -486,37 +481,10 @@ async fn fail_job(
     .bind(&e.message)
     .execute(&mut **tx)
     .await?;
-    if let Some(x) = &e.external_id {
-        resolve_errors(tx, &[x.as_str()]).await?;
-    }
-    sqlx::query(
-        "INSERT INTO ingest_errors (run_id, external_id, source, line, kind, message, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(run)
-    .bind(&e.external_id)
-    .bind(&e.source)
-    .bind(e.line)
-    .bind(&e.kind)
-    .bind(&e.message)
-    .bind(rows::now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn resolve_errors(tx: &mut Transaction<'static, Postgres>, ids: &[&str]) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE ingest_errors SET resolved_at = $2 WHERE resolved_at IS NULL AND external_id = ANY($1)",
-    )
-    .bind(ids)
-    .bind(rows::now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    // As `Catalog::record_errors`, in this transaction: the item's older errors first.
+    let ids: Vec<String> = e.external_id.iter().cloned().collect();
+    postgres::resolve_errors(&mut **tx, &ids).await?;
+    postgres::record_errors(&mut **tx, run, std::slice::from_ref(e)).await
 }
 
 /// Closes the runs among `runs` that have no pending job left, adding their jobs' counts

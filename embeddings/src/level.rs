@@ -10,25 +10,11 @@
 //! fitted on rendered scores (`eval/ears/fit.py`, score sets never used to report a
 //! figure) scores them; the best-scoring candidate wins.
 
-use crate::rhythm::{at, comb, FPS, MAX_BPM, MIN_BPM};
+use crate::rhythm::{at, comb, FPS, MAX_BPM, MIN_BPM, RELATED_RATIOS};
 use crate::tonal;
 
 mod weights;
 
-/// Candidate tempi: these multiples of the strongest periodicity.
-const RATIOS: [f32; 11] = [
-    0.25,
-    1.0 / 3.0,
-    0.5,
-    2.0 / 3.0,
-    0.75,
-    1.0,
-    4.0 / 3.0,
-    1.5,
-    2.0,
-    3.0,
-    4.0,
-];
 /// Fractions and multiples of a candidate's period at which the full-band and the bass
 /// periodicity are read.
 const LAGS: [f32; 8] = [0.5, 1.0 / 3.0, 2.0 / 3.0, 1.0, 1.5, 2.0, 3.0, 4.0];
@@ -81,7 +67,7 @@ impl<'a> Evidence<'a> {
 
 /// The chosen tempo: the best-scoring candidate related to `strongest` (BPM).
 pub fn choose(evidence: &Evidence<'_>, strongest: f32) -> f32 {
-    let candidates: Vec<f32> = RATIOS
+    let candidates: Vec<f32> = RELATED_RATIOS
         .iter()
         .map(|r| strongest * r)
         .filter(|b| (MIN_BPM..=MAX_BPM).contains(b))
@@ -169,14 +155,7 @@ fn harmony_acf(chroma: &[[f32; 12]]) -> Vec<f32> {
     if chroma.len() < 3 {
         return Vec::new();
     }
-    let norm = |c: &[f32; 12]| c.iter().map(|x| x * x).sum::<f32>().sqrt() + 1e-9;
-    let change: Vec<f32> = chroma
-        .windows(2)
-        .map(|w| {
-            let dot: f32 = w[0].iter().zip(&w[1]).map(|(a, b)| a * b).sum();
-            1.0 - dot / (norm(&w[0]) * norm(&w[1]))
-        })
-        .collect();
+    let change = tonal::harmonic_change(chroma);
     let n = change.len();
     let local: Vec<f32> = (0..n)
         .map(|i| {
@@ -219,7 +198,7 @@ mod tests {
         let e = Evidence::new(&nov, &nov, acf.clone(), acf.clone(), acf, &[]);
         let got = choose(&e, 120.0);
         assert!(
-            RATIOS
+            RELATED_RATIOS
                 .iter()
                 .any(|r| (got / (120.0 * r) - 1.0).abs() < 0.04),
             "{got}"

@@ -104,7 +104,7 @@ fn measures(e: &Evidence<'_>, chroma: &[[f32; 12]], bpm: f32) -> [f32; FEATURES]
     let period = 60.0 * FPS / bpm;
     let chroma_period = 60.0 * CHROMA_FPS / bpm;
     let harmony = mean_acf(
-        &harmonic_change(chroma),
+        &crate::tonal::harmonic_change(chroma),
         (HARMONY_WINDOW_S * CHROMA_FPS) as usize,
     );
     let lags = || BAR_LAGS.iter().chain(&BEAT_FRACTIONS);
@@ -122,18 +122,6 @@ fn measures(e: &Evidence<'_>, chroma: &[[f32; 12]], bpm: f32) -> [f32; FEATURES]
         dotted[6],
     ]);
     std::array::from_fn(|i| m[i])
-}
-
-/// One minus the cosine between consecutive chroma frames.
-fn harmonic_change(chroma: &[[f32; 12]]) -> Vec<f32> {
-    let norm = |c: &[f32; 12]| c.iter().map(|x| x * x).sum::<f32>().sqrt() + 1e-9;
-    chroma
-        .windows(2)
-        .map(|w| {
-            let dot: f32 = w[0].iter().zip(&w[1]).map(|(a, b)| a * b).sum();
-            1.0 - dot / (norm(&w[0]) * norm(&w[1]))
-        })
-        .collect()
 }
 
 /// The novelty at [`POINTS`] evenly spaced points of each `period`-long cell, the cells

@@ -36,6 +36,21 @@ pub const STEADY_DISTINCTNESS: f32 = 1.06;
 pub const STEADY_HEIGHT: f32 = 0.15;
 /// The confidence a free pulse is capped at.
 pub const FREE_CONFIDENCE: f32 = 0.2;
+/// The tempi simply related to a tempo, as multiples of it: the candidates of the
+/// metrical level ([`crate::level`]), and what [`distinctness`] does not count as a rival.
+pub(crate) const RELATED_RATIOS: [f32; 11] = [
+    0.25,
+    1.0 / 3.0,
+    0.5,
+    2.0 / 3.0,
+    0.75,
+    1.0,
+    4.0 / 3.0,
+    1.5,
+    2.0,
+    3.0,
+    4.0,
+];
 /// Beat-period multiples summarised in the tempogram part of the raw features.
 pub const TEMPOGRAM_RATIOS: [f32; 9] = [0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1.5, 2.0, 3.0, 4.0];
 
@@ -209,23 +224,10 @@ fn salience_curve(acf: &[f32]) -> Vec<(f32, f32)> {
 /// or 4 times it). Near 1 means another, unrelated periodicity explains the onsets as
 /// well: there is no one steady pulse.
 fn distinctness(curve: &[(f32, f32)], best: (f32, f32)) -> f32 {
-    const RELATED: [f32; 11] = [
-        0.25,
-        1.0 / 3.0,
-        0.5,
-        2.0 / 3.0,
-        0.75,
-        1.0,
-        4.0 / 3.0,
-        1.5,
-        2.0,
-        3.0,
-        4.0,
-    ];
     let rival = curve
         .iter()
         .filter(|(b, _)| {
-            RELATED
+            RELATED_RATIOS
                 .iter()
                 .all(|r| (b / (best.0 * r) - 1.0).abs() > 0.05)
         })

@@ -255,6 +255,19 @@ pub fn estimate_key(chroma: &[f32; 12]) -> KeyEstimate {
     best
 }
 
+/// The harmonic change between consecutive chroma frames: one minus their cosine (1 where
+/// either is silent). Read by the metrical level and the metre, which look for its period.
+pub(crate) fn harmonic_change(chroma: &[[f32; 12]]) -> Vec<f32> {
+    let norm = |c: &[f32; 12]| c.iter().map(|x| x * x).sum::<f32>().sqrt() + 1e-9;
+    chroma
+        .windows(2)
+        .map(|w| {
+            let dot: f32 = w[0].iter().zip(&w[1]).map(|(a, b)| a * b).sum();
+            1.0 - dot / (norm(&w[0]) * norm(&w[1]))
+        })
+        .collect()
+}
+
 /// The Camelot wheel code of a key (`8A` = A minor, `8B` = C major).
 pub fn camelot(tonic: usize, major: bool) -> String {
     let major_tonic = if major { tonic } else { (tonic + 3) % 12 };

@@ -254,7 +254,12 @@ fn recall_against_exact_search(engine: Engine) {
 }
 
 /// hnsw_rs's own `DistDot` asserts on a dot product above 1: a query a little longer
-/// than a unit vector, or many copies of one vector, must answer, not panic.
+/// than a unit vector, or many copies of one vector, must answer, not panic. Our graph
+/// must also answer with copies only; hnsw_rs is not held to that: its parallel insertion
+/// builds a different graph each run, and over 200 exact copies of one vector about one
+/// build in 16 (1 failing run of 16 in session 13) leaves a copy unreachable, so a farther
+/// vector takes a place (our graph without its link rule for copies had the same weakness:
+/// recall 0.941 on copies against 0.999 with it, docs/MEASUREMENTS.md).
 fn queries_off_the_unit_sphere_do_not_panic(engine: Engine) {
     let dim = 16;
     let mut idx = VectorIndex::new(engine, dim, HnswParams::default(), 500).unwrap();
@@ -266,7 +271,10 @@ fn queries_off_the_unit_sphere_do_not_panic(engine: Engine) {
         let q: Vec<f32> = v.iter().map(|x| x * scale).collect();
         let hits = idx.search(&q, 10, None);
         assert_eq!(hits.len(), 10, "scale {scale}");
-        assert!(hits.iter().all(|(t, _)| *t < 200), "scale {scale}");
+        assert!(hits[0].0 < 200, "scale {scale}: the nearest is not a copy");
+        if engine == Engine::Graph {
+            assert!(hits.iter().all(|(t, _)| *t < 200), "scale {scale}");
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::rhythm::{self, Rhythm, FPS};
 use crate::tags::{self, Tag};
 use crate::timbre::{self, Timbre, N_MFCC};
 use crate::tonal::{self, Chroma};
-use crate::{metre, structure, ANALYSIS_RATE, ANALYZER_VERSION};
+use crate::{structure, ANALYSIS_RATE, ANALYZER_VERSION};
 
 /// Main frames per structure block (0.46 s), equal to 5 chroma hops.
 const BLOCK_FRAMES: usize = BLOCK_CHROMA * tonal::HOP / timbre::HOP;
@@ -400,8 +400,7 @@ fn analyze_inner(
         distinctness: 0.0,
         beats: Vec::new(),
     });
-    let metre = rhythm.metre;
-    let (attributes, mut features) = describe(&frames, &rhythm, metre, loud);
+    let (attributes, mut features) = describe(&frames, &rhythm, loud);
     if let Some(dir) = std::env::var_os(DUMP_SIGNALS) {
         dump_signals(Path::new(&dir), path, &frames, &rhythm);
     }
@@ -484,7 +483,6 @@ fn clip01(x: f32) -> f32 {
 fn describe(
     fr: &Frames,
     rh: &Rhythm,
-    metre: Option<metre::Metre>,
     loud: crate::loudness::LoudnessResult,
 ) -> (Attributes, Vec<f32>) {
     let t = &fr.timbre;
@@ -573,7 +571,7 @@ fn describe(
         } else {
             Pulse::Free
         },
-        metre,
+        metre: rh.metre,
         key: tonic,
         mode: if key.major { Mode::Major } else { Mode::Minor },
         key_strength: key.strength,

@@ -10,7 +10,7 @@
 //! fitted on rendered scores (`eval/ears/fit.py`, score sets never used to report a
 //! figure) scores them; the best-scoring candidate wins.
 
-use crate::rhythm::{at, comb, FPS, MAX_BPM, MIN_BPM, RELATED_RATIOS};
+use crate::rhythm::{at, comb, local_peak, FPS, MAX_BPM, MIN_BPM, RELATED_RATIOS};
 use crate::tonal;
 
 mod weights;
@@ -34,11 +34,14 @@ pub struct Evidence<'a> {
     /// both mixed (the one the tempo was found on).
     pub full: Vec<f32>,
     pub bass: Vec<f32>,
-    pub mixed: Vec<f32>,
+    pub mixed: &'a [f32],
     /// Onset peaks per second in the full-band and bass novelty.
     pub onset_rate: f32,
     pub bass_onset_rate: f32,
-    /// Mean windowed autocorrelation of the harmonic change (chroma frames).
+    /// The harmonic change between consecutive chroma frames
+    /// ([`tonal::harmonic_change`]), and its mean windowed autocorrelation after
+    /// removing its local mean ([`harmony_acf`]).
+    pub harmonic_change: Vec<f32>,
     pub harmony: Vec<f32>,
 }
 
@@ -50,9 +53,10 @@ impl<'a> Evidence<'a> {
         bass_novelty: &[f32],
         full: Vec<f32>,
         bass: Vec<f32>,
-        mixed: Vec<f32>,
+        mixed: &'a [f32],
         chroma: &[[f32; 12]],
     ) -> Evidence<'a> {
+        let harmonic_change = tonal::harmonic_change(chroma);
         Evidence {
             full_novelty,
             onset_rate: peak_rate(full_novelty),
@@ -60,7 +64,8 @@ impl<'a> Evidence<'a> {
             full,
             bass,
             mixed,
-            harmony: harmony_acf(chroma),
+            harmony: harmony_acf(&harmonic_change),
+            harmonic_change,
         }
     }
 }
@@ -71,7 +76,7 @@ pub fn choose(evidence: &Evidence<'_>, strongest: f32) -> f32 {
         .iter()
         .map(|r| strongest * r)
         .filter(|b| (MIN_BPM..=MAX_BPM).contains(b))
-        .map(|b| refine(&evidence.mixed, b))
+        .map(|b| refine(evidence.mixed, b))
         .collect();
     let base: Vec<[f32; BASE]> = candidates.iter().map(|&b| measures(evidence, b)).collect();
     let mut best_of = [f32::MIN; BASE];
@@ -102,16 +107,7 @@ pub fn choose(evidence: &Evidence<'_>, strongest: f32) -> f32 {
 
 /// The tempo within 3 % of `bpm` whose pulse train is strongest.
 fn refine(acf: &[f32], bpm: f32) -> f32 {
-    let mut best = (bpm, f32::MIN);
-    let mut b = bpm / 1.03;
-    while b <= bpm * 1.03 {
-        let s = comb(acf, 60.0 * FPS / b);
-        if s > best.1 {
-            best = (b, s);
-        }
-        b *= 1.002;
-    }
-    best.0
+    local_peak(bpm, 1.03, 1.002, |b| comb(acf, 60.0 * FPS / b))
 }
 
 /// The base measures of one candidate tempo.
@@ -149,13 +145,12 @@ fn peak_rate(novelty: &[f32]) -> f32 {
     peaks as f32 / (novelty.len() as f32 / FPS)
 }
 
-/// The mean windowed autocorrelation of the harmonic change: one minus the cosine between
-/// consecutive chroma frames, less its local mean (11 frames, about 1 s), positive part.
-fn harmony_acf(chroma: &[[f32; 12]]) -> Vec<f32> {
-    if chroma.len() < 3 {
+/// The mean windowed autocorrelation of the harmonic change less its local mean (11
+/// frames, about 1 s), positive part.
+fn harmony_acf(change: &[f32]) -> Vec<f32> {
+    if change.len() < 2 {
         return Vec::new();
     }
-    let change = tonal::harmonic_change(chroma);
     let n = change.len();
     let local: Vec<f32> = (0..n)
         .map(|i| {
@@ -195,7 +190,7 @@ mod tests {
         }
         let window = (12.0 * FPS) as usize;
         let acf = crate::rhythm::mean_acf(&nov, window);
-        let e = Evidence::new(&nov, &nov, acf.clone(), acf.clone(), acf, &[]);
+        let e = Evidence::new(&nov, &nov, acf.clone(), acf.clone(), &acf, &[]);
         let got = choose(&e, 120.0);
         assert!(
             RELATED_RATIOS

@@ -73,12 +73,12 @@ impl Metre {
 
 /// Estimates the metre of music whose beat is `bpm`, from the evidence the level was
 /// chosen on and the chroma frames. `None` when the track holds under [`MIN_BEATS`] beats.
-pub fn estimate(evidence: &Evidence<'_>, chroma: &[[f32; 12]], bpm: f32) -> Option<Metre> {
+pub fn estimate(evidence: &Evidence<'_>, bpm: f32) -> Option<Metre> {
     let beats = evidence.full_novelty.len() as f32 / FPS * bpm / 60.0;
     if bpm.is_nan() || bpm <= 0.0 || beats < MIN_BEATS {
         return None;
     }
-    let x = measures(evidence, chroma, bpm);
+    let x = measures(evidence, bpm);
     let z: Vec<f32> = (0..FEATURES)
         .map(|i| (x[i] - weights::MEAN[i]) / weights::SD[i])
         .collect();
@@ -100,13 +100,10 @@ pub fn estimate(evidence: &Evidence<'_>, chroma: &[[f32; 12]], bpm: f32) -> Opti
 /// The measures of a beat of `bpm`: the tempo, the full-band and bass periodicity at bar
 /// lengths and beat fractions, the harmony's periodicity at bar lengths, and the onsets
 /// on the thirds and the half of a beat and of a dotted beat.
-fn measures(e: &Evidence<'_>, chroma: &[[f32; 12]], bpm: f32) -> [f32; FEATURES] {
+fn measures(e: &Evidence<'_>, bpm: f32) -> [f32; FEATURES] {
     let period = 60.0 * FPS / bpm;
     let chroma_period = 60.0 * CHROMA_FPS / bpm;
-    let harmony = mean_acf(
-        &crate::tonal::harmonic_change(chroma),
-        (HARMONY_WINDOW_S * CHROMA_FPS) as usize,
-    );
+    let harmony = mean_acf(&e.harmonic_change, (HARMONY_WINDOW_S * CHROMA_FPS) as usize);
     let lags = || BAR_LAGS.iter().chain(&BEAT_FRACTIONS);
     let beat = within(e.full_novelty, period);
     let dotted = within(e.full_novelty, 1.5 * period);
@@ -174,9 +171,9 @@ mod tests {
     #[test]
     fn too_few_beats_say_nothing() {
         let nov = vec![0.5f32; (5.0 * FPS) as usize];
-        let e = Evidence::new(&nov, &nov, vec![1.0; 10], vec![1.0; 10], vec![1.0; 10], &[]);
-        assert!(estimate(&e, &[], 120.0).is_none());
-        assert!(estimate(&e, &[], 0.0).is_none());
+        let e = Evidence::new(&nov, &nov, vec![1.0; 10], vec![1.0; 10], &[1.0; 10], &[]);
+        assert!(estimate(&e, 120.0).is_none());
+        assert!(estimate(&e, 0.0).is_none());
     }
 
     #[test]

@@ -252,17 +252,23 @@ fn best_tempo(acf: &[f32]) -> Option<(f32, f32)> {
             _ => Some(c),
         })?;
     let distinct = distinctness(&curve, best);
-    let coarse = best.0;
-    let mut fine = (coarse, f32::MIN);
-    let mut b = coarse / 1.006;
-    while b <= coarse * 1.006 {
-        let s = salience(acf, 60.0 * FPS / b);
-        if s > fine.1 {
-            fine = (b, s);
+    let fine = local_peak(best.0, 1.006, 1.0005, |b| salience(acf, 60.0 * FPS / b));
+    Some((fine, distinct))
+}
+
+/// The tempo within a factor `span` of `around`, on a geometric grid of ratio `step`
+/// starting at `around / span`, whose `score` is highest (the first of equal ones).
+pub(crate) fn local_peak(around: f32, span: f32, step: f32, score: impl Fn(f32) -> f32) -> f32 {
+    let mut best = (around, f32::MIN);
+    let mut b = around / span;
+    while b <= around * span {
+        let s = score(b);
+        if s > best.1 {
+            best = (b, s);
         }
-        b *= 1.0005;
+        b *= step;
     }
-    Some((fine.0, distinct))
+    best.0
 }
 
 /// The [`novelty`] of the full-band and the bass-band onset envelopes: computed once,
@@ -327,7 +333,7 @@ pub fn analyse(novelty: &Novelty, chroma: &[[f32; 12]]) -> Option<Rhythm> {
         &novelty.bass,
         mean_of(&full.into_iter().flatten().collect::<Vec<_>>()),
         mean_of(&bass.into_iter().flatten().collect::<Vec<_>>()),
-        mean.clone(),
+        &mean,
         chroma,
     );
     // A free pulse has no steady beat to choose a level of: it reports its strongest
@@ -339,7 +345,7 @@ pub fn analyse(novelty: &Novelty, chroma: &[[f32; 12]]) -> Option<Rhythm> {
         strongest
     };
     let metre = steady
-        .then(|| crate::metre::estimate(&evidence, chroma, tempo))
+        .then(|| crate::metre::estimate(&evidence, tempo))
         .flatten();
     let period = 60.0 * FPS / tempo;
 

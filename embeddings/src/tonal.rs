@@ -258,13 +258,9 @@ pub fn estimate_key(chroma: &[f32; 12]) -> KeyEstimate {
 /// The harmonic change between consecutive chroma frames: one minus their cosine (1 where
 /// either is silent). Read by the metrical level and the metre, which look for its period.
 pub(crate) fn harmonic_change(chroma: &[[f32; 12]]) -> Vec<f32> {
-    let norm = |c: &[f32; 12]| c.iter().map(|x| x * x).sum::<f32>().sqrt() + 1e-9;
     chroma
         .windows(2)
-        .map(|w| {
-            let dot: f32 = w[0].iter().zip(&w[1]).map(|(a, b)| a * b).sum();
-            1.0 - dot / (norm(&w[0]) * norm(&w[1]))
-        })
+        .map(|w| 1.0 - crate::dsp::cosine(&w[0], &w[1]))
         .collect()
 }
 

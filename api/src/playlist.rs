@@ -549,7 +549,7 @@ fn render(
         let transition = (i > 0).then(|| {
             let p = &list[i - 1];
             let key = KeyRelation::between(p.row.camelot as u64, c.row.camelot as u64);
-            let (t0, t1) = (p.row.attributes[0] as f64, c.row.attributes[0] as f64);
+            let (t0, t1) = (p.row.end_bpm() as f64, c.row.start_bpm() as f64);
             let td = tempo_step(&p.row, &c.row);
             let sim = dot(&p.vector, &c.vector);
             if !(key.is_compatible() && td.is_none_or(|d| d <= HARMONIC_TEMPO_STEP)) {
@@ -564,6 +564,8 @@ fn render(
                 "similarity": round4(sim),
                 "key_relation": format!("{key:?}").to_lowercase(),
                 "tempo_change_pct": td.map(|_| round4(100.0 * (t1 / t0.max(1e-9) - 1.0))),
+                "tempo_out_bpm": td.map(|_| round1(t0)),
+                "tempo_in_bpm": td.map(|_| round1(t1)),
                 "score": round4(score),
             })
         });
@@ -601,11 +603,17 @@ impl serde::Serialize for Order {
     }
 }
 
-/// The tempo distance of a transition, `None` when either side has no steady pulse
+/// The tempo distance of a transition: where `a` ends against where `b` starts (from
+/// their beat times, else their global tempi), so a track that drifts or changes tempo
+/// is matched where the two actually meet. `None` when either side has no steady pulse
 /// (`tempo:free`): its tempo is only a likeliest period, so it neither earns nor costs.
 fn tempo_step(a: &Row, b: &Row) -> Option<f64> {
     (!a.free_pulse && !b.free_pulse)
-        .then(|| tempo_distance(a.attributes[0] as f64, b.attributes[0] as f64))
+        .then(|| tempo_distance(f64::from(a.end_bpm()), f64::from(b.start_bpm())))
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 /// `GET /v1/path?from=&to=&steps=`: `steps` tracks (ends included) walking from one
@@ -690,6 +698,8 @@ mod tests {
                 duration_s: 60.0,
                 camelot: 1,
                 free_pulse: false,
+                tempo_start: 0.0,
+                tempo_end: 0.0,
                 artists: vec![artist],
                 recording: id as u64,
                 quality: 0,
@@ -722,6 +732,39 @@ mod tests {
         // Without a gap everything stays.
         let list: Vec<Cand> = (0..7).map(|i| cand(i, 1, 0.5)).collect();
         assert_eq!(energy_arc(list, 0).0.len(), 7);
+    }
+
+    /// A harmonic step matches where one track ends to where the next starts: after a
+    /// track that drifts from 120 to 130 BPM, the track starting at 129 follows, not the
+    /// one whose global tempo (121) is nearer the first track's global 120.
+    #[test]
+    fn harmonic_steps_match_the_tempo_where_tracks_meet() {
+        let with_tempi = |id: i64, global: f32, start: f32, end: f32, relevance: f64| {
+            let mut c = cand(id, id as u64, 0.5);
+            c.row.attributes[0] = global;
+            c.row.tempo_start = start;
+            c.row.tempo_end = end;
+            c.relevance = relevance;
+            c
+        };
+        let pool = vec![
+            with_tempi(1, 120.0, 112.0, 130.0, 1.0),
+            with_tempi(2, 121.0, 121.0, 121.0, 0.0),
+            with_tempi(3, 112.0, 129.0, 100.0, 0.0),
+        ];
+        let req = PlaylistRequest {
+            order: Order::Harmonic,
+            ..Default::default()
+        };
+        let (list, _) = build(pool, Goal::Size(2), &req, 0, None);
+        let ids: Vec<i64> = list.iter().map(|c| c.row.id).collect();
+        assert_eq!(ids, [1, 3]);
+        let step = tempo_step(&list[0].row, &list[1].row).unwrap();
+        assert!(step < 0.01, "{step}");
+        // Without beats the global tempi are what meet.
+        let (mut a, mut b) = (list[0].row.clone(), list[1].row.clone());
+        (a.tempo_end, b.tempo_start) = (0.0, 0.0);
+        assert!((tempo_step(&a, &b).unwrap() - (1.0 - 112.0 / 120.0)).abs() < 1e-6);
     }
 
     #[test]

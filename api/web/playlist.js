@@ -73,7 +73,7 @@ function render(out, p) {
     if (x.transition) {
       const t = x.transition;
       list.append(el('li', { class: 'transition' },
-        `↓ transition ${t.score.toFixed(2)} · key ${t.key_relation} · tempo ${t.tempo_change_pct == null ? 'free pulse' : `${t.tempo_change_pct > 0 ? '+' : ''}${t.tempo_change_pct.toFixed(1)} %`} · similarity ${t.similarity.toFixed(2)}`));
+        `↓ transition ${t.score.toFixed(2)} · key ${t.key_relation} · tempo ${tempoStep(t)} · similarity ${t.similarity.toFixed(2)}`));
     }
     list.append(trackRow(x.track, { queue: tracks, index: i, extra: `#${x.position}` }));
   });
@@ -86,4 +86,11 @@ function m3u(p) {
     `#EXTINF:${Math.round(t.duration_s || -1)},${(t.artists || []).join(', ')} - ${t.title || t.id}`,
     `${base}${audioUrl(t.id)}`,
   ])].join('\n') + '\n';
+}
+
+/** The tempo of a transition: where one track ends and the next starts, and the change. */
+function tempoStep(t) {
+  if (t.tempo_change_pct == null) return 'free pulse';
+  const sign = t.tempo_change_pct > 0 ? '+' : '';
+  return `${t.tempo_out_bpm.toFixed(0)} → ${t.tempo_in_bpm.toFixed(0)} BPM (${sign}${t.tempo_change_pct.toFixed(1)} %)`;
 }

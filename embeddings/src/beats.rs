@@ -55,6 +55,43 @@ pub fn track(novelty: &[f32], period: f32) -> Vec<usize> {
     beats
 }
 
+/// Beats read at each end of a track for its [`EdgeTempi`]: about 8 s at 120 BPM, enough
+/// for a median that one misplaced beat cannot move, short enough to follow a drift.
+pub const EDGE_BEATS: usize = 16;
+
+/// The tempo where a track starts and where it ends, from its beat times: what a mix
+/// into or out of the track has to match. A live or rubato-ish recording drifts, and a
+/// track whose intro is half-time has a different tempo at its start than on average.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdgeTempi {
+    /// BPM over the first [`EDGE_BEATS`] beat intervals.
+    pub start_bpm: f32,
+    /// BPM over the last [`EDGE_BEATS`] beat intervals.
+    pub end_bpm: f32,
+}
+
+/// The [`EdgeTempi`] of beat times in seconds (increasing), each the median interval
+/// over [`EDGE_BEATS`] intervals at that end. `None` with fewer than `EDGE_BEATS / 2`
+/// intervals (too short, or no steady pulse tracked): the caller uses the global tempo.
+pub fn edge_tempi(beat_times: &[f32]) -> Option<EdgeTempi> {
+    let gaps: Vec<f32> = beat_times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|g| g.is_finite() && *g > 0.0)
+        .collect();
+    if gaps.len() < EDGE_BEATS / 2 {
+        return None;
+    }
+    let n = gaps.len().min(EDGE_BEATS);
+    let mut scratch = Vec::with_capacity(n);
+    let start = crate::dsp::median(&gaps[..n], &mut scratch);
+    let end = crate::dsp::median(&gaps[gaps.len() - n..], &mut scratch);
+    Some(EdgeTempi {
+        start_bpm: 60.0 / start,
+        end_bpm: 60.0 / end,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +120,30 @@ mod tests {
         assert!(track(&[1.0; 50], 40.0).is_empty());
         assert!(track(&[1.0; 500], f32::NAN).is_empty());
         assert!(track(&[], 40.0).is_empty());
+    }
+
+    #[test]
+    fn edge_tempi_follow_a_drift_and_ignore_one_stray_beat() {
+        // 120 BPM speeding up to 132 BPM over 64 beats, one beat misplaced near the start.
+        let mut t = 0.0f32;
+        let mut times = Vec::new();
+        for k in 0..64 {
+            times.push(t);
+            let bpm = 120.0 + 12.0 * k as f32 / 63.0;
+            t += 60.0 / bpm;
+        }
+        times[3] += 0.1;
+        let e = edge_tempi(&times).unwrap();
+        assert!((e.start_bpm - 121.5).abs() < 1.0, "{e:?}");
+        assert!((e.end_bpm - 130.5).abs() < 1.0, "{e:?}");
+    }
+
+    #[test]
+    fn too_few_beats_have_no_edge_tempi() {
+        assert_eq!(edge_tempi(&[]), None);
+        assert_eq!(edge_tempi(&[0.0, 0.5, 1.0, 1.5]), None);
+        let steady: Vec<f32> = (0..9).map(|k| k as f32 * 0.5).collect();
+        let e = edge_tempi(&steady).unwrap();
+        assert!((e.start_bpm - 120.0).abs() < 1e-3 && (e.end_bpm - 120.0).abs() < 1e-3);
     }
 }

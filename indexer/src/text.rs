@@ -88,6 +88,11 @@ pub struct Fields {
     /// 1 when the track is tagged `tempo:free` (playlists leave its tempo out of
     /// transitions).
     pub free_pulse: Field,
+    /// BPM where the track starts and where it ends, from its beat times
+    /// (`embeddings::beats::edge_tempi`); absent without enough beats. A playlist
+    /// transition matches the end of one track to the start of the next.
+    pub tempo_start: Field,
+    pub tempo_end: Field,
     /// One f64 fast field per [`ATTRIBUTE_COLUMNS`] entry, same order.
     pub attributes: Vec<Field>,
 }
@@ -122,6 +127,8 @@ pub fn schema() -> (Schema, Fields) {
     let fine_values = b.add_u64_field("fine_values", INDEXED);
     let camelot_n = b.add_u64_field("camelot_n", FAST);
     let free_pulse = b.add_u64_field("free_pulse", FAST);
+    let tempo_start = b.add_f64_field("tempo_start", FAST);
+    let tempo_end = b.add_f64_field("tempo_end", FAST);
     let attributes = ATTRIBUTE_COLUMNS
         .iter()
         .map(|c| b.add_f64_field(c, num.clone()))
@@ -150,6 +157,8 @@ pub fn schema() -> (Schema, Fields) {
         fine_values,
         camelot_n,
         free_pulse,
+        tempo_start,
+        tempo_end,
         attributes,
     };
     (b.build(), fields)
@@ -785,10 +794,35 @@ pub struct Row {
     pub camelot: u8,
     /// No steady pulse (`tempo:free`): its tempo is only a likeliest period.
     pub free_pulse: bool,
+    /// BPM at the track's start and end from its beats; 0 where the track had too few.
+    pub tempo_start: f32,
+    pub tempo_end: f32,
     pub artists: Vec<u64>,
     pub recording: u64,
     /// [`crate::catalog::rows::copy_quality`].
     pub quality: u64,
+}
+
+impl Row {
+    /// The tempo a transition into this track meets: at its start where its beats say,
+    /// else its global tempo.
+    pub fn start_bpm(&self) -> f32 {
+        if self.tempo_start > 0.0 {
+            self.tempo_start
+        } else {
+            self.attributes[0]
+        }
+    }
+
+    /// The tempo a transition out of this track leaves from: at its end where its beats
+    /// say, else its global tempo.
+    pub fn end_bpm(&self) -> f32 {
+        if self.tempo_end > 0.0 {
+            self.tempo_end
+        } else {
+            self.attributes[0]
+        }
+    }
 }
 
 /// Track ids with their scores, from top documents.
@@ -923,6 +957,8 @@ struct RowSegment {
     duration: Column<f64>,
     camelot: Column<u64>,
     free_pulse: Column<u64>,
+    tempo_start: Column<f64>,
+    tempo_end: Column<f64>,
     artists: Column<u64>,
     recording: Column<u64>,
     quality: Column<u64>,
@@ -944,6 +980,8 @@ impl Collector for RowCollector {
             duration: ff.f64("duration_s")?,
             camelot: ff.u64("camelot_n")?,
             free_pulse: ff.u64("free_pulse")?,
+            tempo_start: ff.f64("tempo_start")?,
+            tempo_end: ff.f64("tempo_end")?,
             artists: ff.u64("artist_key")?,
             recording: ff.u64("recording")?,
             quality: ff.u64("quality")?,
@@ -975,6 +1013,8 @@ impl SegmentCollector for RowSegment {
             duration_s: self.duration.first(doc).unwrap_or(0.0) as f32,
             camelot: self.camelot.first(doc).unwrap_or(0) as u8,
             free_pulse: self.free_pulse.first(doc).unwrap_or(0) == 1,
+            tempo_start: self.tempo_start.first(doc).unwrap_or(0.0) as f32,
+            tempo_end: self.tempo_end.first(doc).unwrap_or(0.0) as f32,
             artists: self.artists.values_for_doc(doc).collect(),
             recording: self.recording.first(doc).unwrap_or(0),
             quality: self.quality.first(doc).unwrap_or(0),
@@ -1036,6 +1076,10 @@ fn document(f: &Fields, c: &Change, recording: u64) -> TantivyDocument {
         d.add_u64(f.camelot_n, camelot_number(camelot));
         let free = c.tags.iter().any(|t| t == embeddings::tags::FREE_TEMPO);
         d.add_u64(f.free_pulse, free as u64);
+        if let Some(e) = c.edge_tempi {
+            d.add_f64(f.tempo_start, f64::from(e.start_bpm));
+            d.add_f64(f.tempo_end, f64::from(e.end_bpm));
+        }
         for (field, v) in f.attributes.iter().zip(values) {
             d.add_f64(*field, *v);
         }

@@ -163,6 +163,20 @@ async fn assert_indexes_match_store(cat: &Catalog, s: &Scratch) {
     vec_ids.sort_unstable();
     assert_eq!(vec_ids, store, "vector index vs store");
     assert_eq!(idx.text.track_ids().unwrap(), store, "text index vs store");
+    // Each track's tempo at its start and end, as playlists read it, is its stored beats'.
+    let rows = idx.text.rows_of(store.iter().copied()).unwrap();
+    assert_eq!(rows.len(), store.len());
+    for r in &rows {
+        let beats = cat.beats(r.id).await.unwrap().unwrap_or_default();
+        let edges = embeddings::beats::edge_tempi(&beats);
+        assert_eq!(
+            edges.map(|e| (e.start_bpm, e.end_bpm)),
+            (r.tempo_start > 0.0).then_some((r.tempo_start, r.tempo_end)),
+            "track {}: {} beats",
+            r.id,
+            beats.len()
+        );
+    }
     assert_eq!(idx.vectors.seq(), cat.max_seq().await.unwrap());
     assert_eq!(idx.text.seq(), cat.max_seq().await.unwrap());
 }

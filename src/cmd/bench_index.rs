@@ -567,6 +567,7 @@ fn synthetic_change(i: usize, w: TrackWrite) -> Change {
             Some(a.sample_rate),
             Some(a.channels),
         ),
+        edge_tempi: embeddings::beats::edge_tempi(&a.beats),
         fingerprint: a.fingerprint,
         fine_fingerprint: a.fine_fingerprint,
     }

@@ -209,6 +209,9 @@ pub struct Change {
     pub fine_fingerprint: Vec<u32>,
     /// How good a copy of its recording this file is ([`copy_quality`]).
     pub quality: u64,
+    /// The tempo at the track's start and end, from its stored beat times (`None` without
+    /// enough beats: playlists then match the global tempo).
+    pub edge_tempi: Option<embeddings::beats::EdgeTempi>,
 }
 
 /// How good a copy of a recording a file is, as a number that orders copies: lossless
@@ -263,6 +266,7 @@ pub struct ChangeRow {
     pub beats_per_bar: Option<f64>,
     pub fingerprint: Option<Vec<u8>>,
     pub fine_fingerprint: Option<Vec<u8>>,
+    pub beats: Option<Vec<u8>>,
     pub codec: Option<String>,
     pub sample_rate: Option<i32>,
     pub channels: Option<i32>,
@@ -274,7 +278,7 @@ pub(super) const CHANGE_COLUMNS: &str = "t.id, t.change_seq, t.external_id, t.st
     a.camelot, a.tempo_bpm, a.tempo_confidence, a.key_strength, a.loudness_lufs, \
     a.loudness_range_lu, a.true_peak_dbtp, a.energy, a.danceability, a.brightness, \
     a.percussiveness, a.acousticness, a.syncopation, a.harmonic_complexity, a.repetitiveness, \
-    a.dynamic_complexity, a.onset_rate, a.beats_per_bar, a.fingerprint, a.fine_fingerprint, t.codec, a.sample_rate, \
+    a.dynamic_complexity, a.onset_rate, a.beats_per_bar, a.fingerprint, a.fine_fingerprint, a.beats, t.codec, a.sample_rate, \
     a.channels";
 
 impl ChangeRow {
@@ -340,6 +344,9 @@ impl ChangeRow {
                 .map(|b| u32s_from_bytes(&b))
                 .unwrap_or_default(),
             quality: copy_quality(self.codec.as_deref(), self.sample_rate, self.channels),
+            edge_tempi: self
+                .beats
+                .and_then(|b| embeddings::beats::edge_tempi(&f32s_from_bytes(&b))),
         }
     }
 }

@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use indexer::catalog::Catalog;
@@ -14,91 +13,9 @@ use indexer::derived::DerivedIndexes;
 use indexer::vectors::{Engine, HnswParams};
 use serde_json::Value;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+mod common;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn admin_url() -> String {
-    std::env::var("MOTIF_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A temp folder, and (for Postgres) a database of its own; both removed on drop.
-struct Place {
-    dir: PathBuf,
-    dbs: Vec<String>,
-}
-
-impl Place {
-    fn new(tag: &str) -> Place {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("motif-cli-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Place {
-            dir,
-            dbs: Vec::new(),
-        }
-    }
-
-    /// `--database` for a fresh store of `backend` named `name`.
-    fn database(&mut self, backend: &str, name: &str) -> String {
-        if backend == "sqlite" {
-            return self.dir.join(format!("{name}.db")).display().to_string();
-        }
-        let db = format!(
-            "motif_c_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        psql(&format!("DROP DATABASE IF EXISTS {db}"));
-        psql(&format!("CREATE DATABASE {db}"));
-        self.dbs.push(db.clone());
-        let admin = admin_url();
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-        format!("{base}/{db}")
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-        for db in &self.dbs {
-            let _ = Command::new("psql")
-                .args([
-                    &admin_url(),
-                    "-qc",
-                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-                ])
-                .output();
-        }
-    }
-}
-
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .args([&admin_url(), "-qc", sql])
-        .output()
-        .expect("psql (Postgres client) must be installed");
-    assert!(
-        out.status.success(),
-        "Postgres must be reachable at {}: {}",
-        admin_url(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn motif(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_motif"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("MOTIF_DATABASE_URL")
-        .env_remove("MOTIF_DATA_DIR")
-        .output()
-        .expect("run motif")
-}
+use common::{index_ok, motif, repo, Place};
 
 fn summary(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -117,7 +34,7 @@ fn index_fixtures_twice(backend: &str) {
     let mut args = vec!["index".to_string(), fixtures];
     if backend == "postgres" {
         args.push("--database".into());
-        args.push(place.database(backend, "twice"));
+        args.push(place.database_named(backend, "twice"));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let first = motif(&args, &place.dir);
@@ -333,30 +250,13 @@ fn kill_nine_converges(backend: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     // Reference: one uninterrupted run.
-    let ref_db = place.database(backend, "reference");
-    let ref_data = place.dir.join("ref-data").display().to_string();
-    let out = motif(
-        &[
-            "index",
-            &m,
-            "--database",
-            &ref_db,
-            "--data-dir",
-            &ref_data,
-            "--json",
-        ],
-        &place.dir,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ref_db = place.database_named(backend, "reference");
+    let ref_data = place.dir.join("ref-data");
+    let out = index_ok(&manifest, &ref_db, &ref_data, &place.dir, &["--json"]);
     assert_eq!(summary(&out)["new"], 93);
 
     // The same delivery, killed with SIGKILL at several points, then run to the end.
-    let db = place.database(backend, "killed");
+    let db = place.database_named(backend, "killed");
     let data = place.dir.join("data").display().to_string();
     let mut killed_mid_run = 0;
     let mut partial = Vec::new();
@@ -418,7 +318,7 @@ fn kill_nine_converges(backend: &str) {
     let (got, got_n) = rt.block_on(store_rows(&db));
     assert_eq!(got_n, want_n, "no duplicate, no missing track");
     assert_eq!(got, want, "the store converged to the uninterrupted run");
-    let want_idx = rt.block_on(indexed_external_ids(&ref_db, Path::new(&ref_data)));
+    let want_idx = rt.block_on(indexed_external_ids(&ref_db, &ref_data));
     let got_idx = rt.block_on(indexed_external_ids(&db, Path::new(&data)));
     assert_eq!(got_idx, want_idx, "the indexes converged too");
     assert_eq!(got_idx.len(), 93);
@@ -470,7 +370,7 @@ fn postgres_concurrent_runs_wait_and_do_not_duplicate() {
     let mut place = Place::new("concurrent");
     let manifest = big_manifest(&place.dir, 2);
     let m = manifest.display().to_string();
-    let db = place.database("postgres", "shared");
+    let db = place.database_named("postgres", "shared");
     let spawn = |data: &str| {
         Command::new(env!("CARGO_BIN_EXE_motif"))
             .args(["index", &m, "--database", &db, "--data-dir", data, "--json"])
@@ -594,28 +494,11 @@ fn workers_equal_one_process(workers: usize, kill_one: bool) {
     let m = manifest.display().to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
 
-    let ref_db = place.database("sqlite", "reference");
-    let ref_data = place.dir.join("ref-data").display().to_string();
-    let out = motif(
-        &[
-            "index",
-            &m,
-            "--database",
-            &ref_db,
-            "--data-dir",
-            &ref_data,
-            "--json",
-        ],
-        &place.dir,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ref_db = place.database_named("sqlite", "reference");
+    let ref_data = place.dir.join("ref-data");
+    index_ok(&manifest, &ref_db, &ref_data, &place.dir, &["--json"]);
 
-    let db = place.database("postgres", "queued");
+    let db = place.database_named("postgres", "queued");
     let data = place.dir.join("data").display().to_string();
     let root = place.dir.display().to_string();
     let out = motif(

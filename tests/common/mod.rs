@@ -61,8 +61,14 @@ impl Place {
     /// A database URL for a fresh store: a SQLite file in the folder, or a new Postgres
     /// database.
     pub fn database(&mut self, backend: &str) -> String {
+        self.database_named(backend, "catalog")
+    }
+
+    /// [`database`](Self::database) for a place holding several stores: a SQLite store is
+    /// the file `NAME.db`; every Postgres one is a database of its own anyway.
+    pub fn database_named(&mut self, backend: &str, name: &str) -> String {
         if backend == "sqlite" {
-            return self.dir.join("catalog.db").display().to_string();
+            return self.dir.join(format!("{name}.db")).display().to_string();
         }
         let db = format!(
             "motif_e_{}_{}",

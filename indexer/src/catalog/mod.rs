@@ -510,10 +510,15 @@ impl Catalog {
             .iter()
             .filter_map(|e| e.external_id.clone())
             .collect();
-        self.resolve_errors(&ids).await?;
         match self {
-            Catalog::Postgres(p) => postgres::record_errors(p, run, errors).await,
-            Catalog::Sqlite(p) => sqlite::record_errors(p, run, errors).await,
+            Catalog::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                postgres::resolve_errors(&mut *tx, &ids).await?;
+                postgres::record_errors(&mut *tx, run, errors).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            Catalog::Sqlite(p) => sqlite::record_errors(p, run, errors, &ids).await,
         }
     }
 

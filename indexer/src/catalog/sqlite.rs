@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
+use sqlx::{AssertSqlSafe, Sqlite, SqliteExecutor, SqlitePool, Transaction};
 
 use super::rows::{self, Change, ChangeRow, ItemError, TrackState, TrackWrite, WrittenTrack};
 use super::{CatalogError, Result, ATTRIBUTE_COLUMNS, TRACKS_ON_CONFLICT};
@@ -358,8 +358,15 @@ pub(super) async fn set_space(
     Ok(())
 }
 
-pub(super) async fn record_errors(pool: &SqlitePool, run: i64, errors: &[ItemError]) -> Result<()> {
+/// Resolves the items' earlier open errors and inserts the new ones in one transaction.
+pub(super) async fn record_errors(
+    pool: &SqlitePool,
+    run: i64,
+    errors: &[ItemError],
+    superseded: &[String],
+) -> Result<()> {
     let mut tx = pool.begin().await?;
+    resolve_errors(&mut *tx, superseded).await?;
     let now = rows::now_ms();
     for e in errors {
         sqlx::query(
@@ -380,14 +387,19 @@ pub(super) async fn record_errors(pool: &SqlitePool, run: i64, errors: &[ItemErr
     Ok(())
 }
 
-pub(super) async fn resolve_errors(pool: &SqlitePool, ids: &[String]) -> Result<()> {
+/// Marks the open errors of these external ids resolved; any executor, so that
+/// [`record_errors`] can do it in its own transaction.
+pub(super) async fn resolve_errors<'e>(db: impl SqliteExecutor<'e>, ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "UPDATE ingest_errors SET resolved_at = $2 WHERE resolved_at IS NULL \
          AND external_id IN (SELECT value FROM json_each($1))",
     )
     .bind(json_list(ids))
     .bind(rows::now_ms())
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }

@@ -234,6 +234,12 @@ fn the_page_in_a_real_browser() {
         json!([]),
     );
     assert_eq!(transitions, json!(2));
+    // Each transition names the tempo where one track ends and the next starts.
+    let steps = s.js(
+        "return [...document.querySelectorAll('#pl-tracks .transition')].map(t => /\\d+ → \\d+ BPM/.test(t.textContent))",
+        json!([]),
+    );
+    assert_eq!(steps, json!([true, true]), "{steps}");
     let heading = s.js(
         "return document.querySelector('#playlist b').textContent",
         json!([]),

@@ -42,7 +42,7 @@ pub use tags::Tag;
 
 /// Version of the analyser: bump on any change that alters features or attributes, so
 /// stored analyses are known to be stale and the indexer re-analyses with `--reanalyze`.
-pub const ANALYZER_VERSION: &str = "motif-analyzer/0.7.0";
+pub const ANALYZER_VERSION: &str = "motif-analyzer/0.8.0";
 
 /// Sample rate (Hz) all analysis runs at, after downmix and resampling.
 pub const ANALYSIS_RATE: u32 = 22_050;

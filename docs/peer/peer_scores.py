@@ -24,8 +24,12 @@ and by class (duple, triple, compound), and bar length (beats per bar x beat per
 4 % of the score's bar: the bar found whichever level is called the beat), as `motif
 eval`. Printed overall and by family, group and time signature; per-file rows go to --out.
 
-    nice -n 10 /work/peer-venv/bin/python docs/peer/peer_scores.py SET_DIR \
-        [--motif SET_DIR/motif.tsv] [--out SET_DIR/peers.tsv] [--limit N]
+    nice -n 10 /work/peer-venv/bin/python docs/peer/peer_scores.py SET_DIR [SET_DIR ...] \
+        [--motif motif.tsv [--motif motif2.tsv]] [--cache peer_cache.json] [--limit N]
+
+Several sets are scored together (one table over all their files); `--motif` and `--cache`
+then name a file inside each set. A repeated `--motif` scores several Motif versions
+against the same peer answers, each column named after its file.
 """
 import argparse
 import collections
@@ -215,36 +219,65 @@ def motif_rows(path, set_dir):
     return out
 
 
+def in_set(path, set_dir):
+    """A path given on the command line: as it is when it names a file, else a file of
+    that name inside the set (`--motif motif080.tsv` over several sets)."""
+    return path if os.path.isfile(path) else os.path.join(set_dir, path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("set_dir")
-    ap.add_argument("--motif", help="motif eval --attributes-out TSV for the same set")
-    ap.add_argument("--out", help="per-file TSV (default SET_DIR/peers.tsv)")
+    ap.add_argument("set_dir", nargs="+", help="one or more truth sets, scored together")
+    ap.add_argument("--motif", action="append", default=[],
+                    help="motif eval --attributes-out TSV for the set (a path, or a file name "
+                    "inside each set); repeat it to score several Motif versions side by side")
+    ap.add_argument("--out", help="per-file TSV (default SET_DIR/peers.tsv for each set)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--no-librosa", action="store_true")
-    ap.add_argument("--cache", help="JSON of the peers' estimates per file: read when it "
-                    "exists, written after the run, so a new Motif TSV is scored against the "
-                    "same peer answers without running the peers again")
+    ap.add_argument("--cache", help="JSON of the peers' estimates per file (a path, or a file "
+                    "name inside each set): read when it exists, written after the run, so a "
+                    "new Motif TSV is scored against the same peer answers without running the "
+                    "peers again")
     args = ap.parse_args()
-    cached = {}
-    if args.cache and os.path.exists(args.cache):
-        with open(args.cache) as f:
-            cached = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
-                      for k, v in json.load(f).items()}
-
-    rows = read_tsv(os.path.join(args.set_dir, "truth.tsv"))
-    if args.limit:
-        rows = rows[:args.limit]
+    if args.out and len(args.set_dir) > 1:
+        ap.error("--out names one file: give it with one set only")
     peers = [("essentia", essentia_estimator())]
     if not args.no_librosa:
         peers.append(("librosa", librosa_estimator()))
-    motif = motif_rows(args.motif, args.set_dir) if args.motif else {}
-
-    names = [p[0] for p in peers] + (["motif"] if motif else [])
+    motif_names = ["motif"] if len(args.motif) == 1 else [
+        os.path.splitext(os.path.basename(m))[0] for m in args.motif]
+    names = [p[0] for p in peers] + motif_names
     tallies = collections.defaultdict(lambda: {n: Tally() for n in names})
-    out_path = args.out or os.path.join(args.set_dir, "peers.tsv")
     cpu = collections.Counter()
+    total = 0
+    for set_dir in args.set_dir:
+        total += score_set(set_dir, args, peers, motif_names, tallies, cpu)
+    print("set %s (%d files)" % (" + ".join(args.set_dir), total))
+    for k in sorted(tallies, key=lambda k: (k != ("all", ""), k)):
+        for n in names:
+            print("  %-6s %-14s %-8s %s" % (k[0], k[1][:14], n, tallies[k][n].line()))
+    for name, _ in peers:
+        print("  cpu %s: %.1f s" % (name, cpu[name]))
+
+
+def score_set(set_dir, args, peers, motif_names, tallies, cpu):
+    """Runs (or reads from the cache) the peers on one set and adds every estimate to the
+    tallies; writes the set's per-file TSV. Returns the number of files."""
+    cached = {}
+    cache = in_set(args.cache, set_dir) if args.cache else None
+    if cache and os.path.exists(cache):
+        with open(cache) as f:
+            cached = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
+                      for k, v in json.load(f).items()}
+
+    rows = read_tsv(os.path.join(set_dir, "truth.tsv"))
+    if args.limit:
+        rows = rows[:args.limit]
+    motifs = [motif_rows(in_set(m, set_dir), set_dir) for m in args.motif]
+
+    names = [p[0] for p in peers] + motif_names
+    out_path = args.out or os.path.join(set_dir, "peers.tsv")
     with open(out_path, "w", newline="") as fo:
         cols = ["path"] + ["%s_%s" % (n, c) for n in names for c in ("bpm", "key", "mode")]
         w = csv.writer(fo, delimiter="\t", lineterminator="\n")
@@ -259,14 +292,14 @@ def main():
                     continue
                 t0 = time.process_time()
                 try:
-                    ests[name] = run(os.path.join(args.set_dir, row["path"]))
+                    ests[name] = run(os.path.join(set_dir, row["path"]))
                 except Exception as e:  # a peer failing on a file is recorded, not fatal
                     print("%s failed on %s: %s" % (name, row["path"], e), file=sys.stderr)
                     ests[name] = (None, None, True, None, None)
                 cpu[name] += time.process_time() - t0
                 cached["%s|%s" % (name, row["path"])] = ests[name]
-            if motif:
-                ests["motif"] = motif.get(row["path"], (None, None, True, None, None))
+            for n, m in zip(motif_names, motifs):
+                ests[n] = m.get(row["path"], (None, None, True, None, None))
             keys = [("all", "")] + [(c, row[c]) for c in ("family", "group", "time_signature")
                                     if row.get(c)]
             for k in keys:
@@ -280,15 +313,10 @@ def main():
             if i % 20 == 0:
                 print("%d/%d" % (i, len(rows)), file=sys.stderr)
 
-    if args.cache:
-        with open(args.cache, "w") as f:
+    if cache:
+        with open(cache, "w") as f:
             json.dump(cached, f, default=lambda o: o.item())
-    print("set %s (%d files)" % (args.set_dir, len(rows)))
-    for k in sorted(tallies, key=lambda k: (k != ("all", ""), k)):
-        for n in names:
-            print("  %-6s %-14s %-8s %s" % (k[0], k[1][:14], n, tallies[k][n].line()))
-    for name, _ in peers:
-        print("  cpu %s: %.1f s" % (name, cpu[name]))
+    return len(rows)
 
 
 if __name__ == "__main__":

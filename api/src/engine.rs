@@ -395,18 +395,14 @@ impl Engine {
         ]
     }
 
-    /// Everything the store knows about a track (any status).
-    /// A track's detail; with `beats`, also its beat times (seconds), read from the store.
+    /// Everything the store knows about a track (any status); with `beats`, also its beat
+    /// times (seconds).
     pub async fn track(&self, id: i64, beats: bool) -> ApiResult<Value> {
         let d = self.catalog.track(id).await?.ok_or_else(|| {
             ApiError::new(404, "unknown_track", format!("no track with id {id}"))
                 .with_details(json!({"id": id}))
         })?;
-        let beats = if beats {
-            Some(self.catalog.beats(id).await?.unwrap_or_default())
-        } else {
-            None
-        };
+        let beats = beats.then_some(d.beats);
         let c = &d.change;
         let attributes = c.attributes.as_ref().map(|(v, key, mode, camelot)| {
             let mut m = crate::view::attributes_map(v);

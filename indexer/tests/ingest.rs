@@ -167,7 +167,7 @@ async fn assert_indexes_match_store(cat: &Catalog, s: &Scratch) {
     let rows = idx.text.rows_of(store.iter().copied()).unwrap();
     assert_eq!(rows.len(), store.len());
     for r in &rows {
-        let beats = cat.beats(r.id).await.unwrap().unwrap_or_default();
+        let beats = cat.track(r.id).await.unwrap().unwrap().beats;
         let edges = embeddings::beats::edge_tempi(&beats);
         assert_eq!(
             edges.map(|e| (e.start_bpm, e.end_bpm)),

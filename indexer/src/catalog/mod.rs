@@ -346,19 +346,7 @@ impl Catalog {
     }
 
     /// One track as the store knows it (whatever its status), with its tags' scores and
-    /// sources; `None` for an unknown id.
-    /// The beat times (seconds) of a track's analysis: `None` for an unknown track or one
-    /// without analysis, empty when the analysis tracked no beats (or predates beats).
-    pub async fn beats(&self, id: i64) -> Result<Option<Vec<f32>>> {
-        let q = "SELECT a.beats FROM tracks t JOIN analyses a ON a.track_id = t.id \
-             WHERE t.id = $1";
-        let row: Option<(Option<Vec<u8>>,)> = match self {
-            Catalog::Postgres(p) => sqlx::query_as(q).bind(id).fetch_optional(p).await?,
-            Catalog::Sqlite(p) => sqlx::query_as(q).bind(id).fetch_optional(p).await?,
-        };
-        Ok(row.map(|(b,)| b.map(|b| rows::f32s_from_bytes(&b)).unwrap_or_default()))
-    }
-
+    /// sources and its beat times; `None` for an unknown id.
     pub async fn track(&self, id: i64) -> Result<Option<TrackDetail>> {
         let q_change = format!(
             "SELECT {} FROM tracks t LEFT JOIN analyses a ON a.track_id = t.id WHERE t.id = $1",
@@ -387,7 +375,13 @@ impl Catalog {
             return Ok(None);
         };
         let names = tags.iter().map(|t| t.name.clone()).collect();
+        let beats = row
+            .beats
+            .as_deref()
+            .map(rows::f32s_from_bytes)
+            .unwrap_or_default();
         Ok(Some(TrackDetail {
+            beats,
             change: row.into_change(names),
             extra,
             tags,

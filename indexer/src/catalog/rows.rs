@@ -158,6 +158,9 @@ pub struct TrackDetail {
     pub change: Change,
     pub extra: TrackExtra,
     pub tags: Vec<TagLink>,
+    /// The beat times (seconds) of its analysis; empty without analysis or beats. Read
+    /// with the change's columns, which carry them for the edge tempi.
+    pub beats: Vec<f32>,
 }
 
 /// The stored facts the pipeline compares against to decide what to do with an item.
